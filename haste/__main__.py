@@ -1,0 +1,5 @@
+"""``python -m haste``: see ``haste.cli``."""
+
+from .cli import main
+
+raise SystemExit(main())

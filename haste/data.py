@@ -1,0 +1,167 @@
+"""Datasets: CIFAR-10 (torchvision download or an ImageFolder tree) and ImageNet validation.
+
+CIFAR-sized datasets are decoded once and cached as a uint8 tensor, so repeated evaluation and every
+training epoch skip JPEG decoding; batches are normalised and augmented as whole tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck"]  # fmt: skip
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HASTE_CACHE", Path.home() / ".cache" / "haste"))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a crash never leaves a half-written cache behind
+
+
+def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+    from tqdm.auto import tqdm
+
+    folder = ImageFolder(str(split_dir))
+    if folder.classes != CIFAR10_CLASSES:
+        raise ValueError(f"{split_dir}: class folders {folder.classes} are not CIFAR-10's")
+    images = torch.empty(len(folder.samples), 3, 32, 32, dtype=torch.uint8)
+    for index, (path, _) in enumerate(tqdm(folder.samples, desc=f"decoding {split_dir}")):
+        with Image.open(path) as image:
+            array = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
+        if array.numel() != 3 * 32 * 32:
+            raise ValueError(f"{path}: expected a 32x32 image")
+        images[index] = array.view(32, 32, 3).permute(2, 0, 1)
+    return images, torch.tensor(folder.targets, dtype=torch.int64)
+
+
+def load_cifar10(root: str | os.PathLike, split: str = "test", download: bool = False):
+    """CIFAR-10 as ``(images uint8 [N, 3, 32, 32], labels int64 [N])``.
+
+    ``root`` is either an ImageFolder tree (``root/{train,test}/<class>/*.jpg``, like the JPEG mirror
+    in ``shared/data/cifar10-jpeg``) or a torchvision CIFAR-10 root (the lossless original, downloaded
+    when ``download=True``). ImageFolder trees are decoded once and cached under ``$HASTE_CACHE``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    root = Path(root)
+    split_dir = root / split
+    if split_dir.is_dir():
+        files = sorted(p for p in split_dir.rglob("*") if p.is_file())
+        key = hashlib.sha256(
+            "\n".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()
+        ).hexdigest()[:16]
+        cached = cache_dir() / f"cifar10-{split}-{key}.pt"
+        if cached.is_file():
+            try:
+                data = torch.load(cached, weights_only=True)
+                return data["images"], data["labels"]
+            except Exception:
+                cached.unlink()  # a corrupt cache is rebuilt, not trusted
+        images, labels = _decode_image_folder(split_dir)
+        _atomic_save({"images": images, "labels": labels}, cached)
+        return images, labels
+    from torchvision.datasets import CIFAR10
+
+    try:
+        dataset = CIFAR10(str(root), train=split == "train", download=download)
+    except RuntimeError as error:
+        raise FileNotFoundError(
+            f"no CIFAR-10 at {root}: expected an ImageFolder tree {split_dir}/<class>/*.jpg or a "
+            "torchvision CIFAR-10 root (pass download=True / --download with internet)"
+        ) from error
+    images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(dataset.targets, dtype=torch.int64)
+
+
+class TensorBatches:
+    """Iterable of normalised ``(images float [B, 3, H, W], labels [B])`` batches from uint8 tensors.
+
+    With ``augment=True`` each pass draws random 4-pixel-padded crops and horizontal flips from a
+    generator seeded by ``seed`` and the pass number, so a run is reproducible and resumable.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, mean, std,
+                 augment: bool = False, shuffle: bool = False, seed: int = 0, limit: int | None = None,
+                 channels_last: bool = False):  # fmt: skip
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std).view(1, 3, 1, 1) * 255
+        self.augment, self.shuffle, self.seed = augment, shuffle, seed
+        self.channels_last = channels_last
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        count = len(self.labels)
+        order = torch.randperm(count, generator=generator) if self.shuffle else torch.arange(count)
+        for start in range(0, count, self.batch_size):
+            index = order[start : start + self.batch_size]
+            images = self.images[index]
+            if self.augment:
+                images = _random_crop_flip(images, generator)
+            images = (images.float() - self.mean) / self.std
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, self.labels[index]
+
+
+def _random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4):
+    n, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None].expand(n, 3, h, w + 2 * pad)
+    crops = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :].expand(n, 3, h, w)
+    crops = crops.gather(3, cols)
+    flip = torch.rand(n, generator=generator) < 0.5
+    crops[flip] = crops[flip].flip(3)
+    return crops
+
+
+def cifar10_batches(root, split="test", batch_size=256, limit=None, download=False, **kwargs):
+    """CIFAR-10 batches normalised with the zoo's statistics (see ``haste.models.CIFAR10_MEAN``)."""
+    from .models import CIFAR10_MEAN, CIFAR10_STD
+
+    images, labels = load_cifar10(root, split, download)
+    return TensorBatches(images, labels, batch_size, CIFAR10_MEAN, CIFAR10_STD, limit=limit, **kwargs)
+
+
+def imagenet_val_loader(root, batch_size=32, limit=None, num_workers=2):
+    """ImageNet validation (an ImageFolder ``root/<wnid>/*.JPEG``) with torchvision's preprocessing."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    from .models import IMAGENET_MEAN, IMAGENET_STD
+
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"no ImageNet validation ImageFolder at {root}")
+    transform = transforms.Compose([
+        transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])  # fmt: skip
+    dataset = datasets.ImageFolder(str(root), transform=transform)
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)

@@ -1,0 +1,175 @@
+"""Model zoo: the CIFAR-10 architectures the paper used and torchvision's ImageNet models.
+
+``load("cifar10/resnet34")`` builds the network and loads verified weights; ``build(name)`` gives a
+randomly initialised one. Networks are built only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import cifar
+from .weights import (
+    MANIFEST,
+    REPO_WEIGHTS_DIR,
+    ChecksumError,
+    WeightsInfo,
+    WeightsNotFoundError,
+    load_state_dict,
+    read_manifest,
+    sha256_file,
+    verify,
+)
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the rest of the package needs to know about a model besides its layers."""
+
+    name: str
+    builder: Callable[[], nn.Module]
+    dataset: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    torchvision_weights: str | None = None  # e.g. "ResNet18_Weights.IMAGENET1K_V1"
+
+
+def _torchvision_builder(arch: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+
+        return torchvision.models.get_model(arch, weights=None)
+
+    return build
+
+
+def _registry() -> dict[str, ModelSpec]:
+    specs = {}
+    for arch in ["resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]:
+        name = f"cifar10/{arch}"
+        specs[name] = ModelSpec(
+            name, getattr(cifar, arch), "cifar10", 32, CIFAR10_MEAN, CIFAR10_STD
+        )
+    imagenet = {
+        "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
+        "resnet34": "ResNet34_Weights.IMAGENET1K_V1",
+        "resnet50": "ResNet50_Weights.IMAGENET1K_V1",
+        "resnet101": "ResNet101_Weights.IMAGENET1K_V1",
+        "wide_resnet50_2": "Wide_ResNet50_2_Weights.IMAGENET1K_V1",
+        "wide_resnet101_2": "Wide_ResNet101_2_Weights.IMAGENET1K_V1",
+    }
+    for arch, weights in imagenet.items():
+        name = f"imagenet/{arch}"
+        specs[name] = ModelSpec(
+            name, _torchvision_builder(arch), "imagenet", 224, IMAGENET_MEAN, IMAGENET_STD, weights
+        )
+    return specs
+
+
+MODELS: dict[str, ModelSpec] = _registry()
+
+
+def spec(name: str) -> ModelSpec:
+    """The registry entry for ``name`` (``"cifar10/resnet34"``, ``"imagenet/resnet50"``, ...)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build(name: str) -> nn.Module:
+    """A randomly initialised network of the named architecture."""
+    return spec(name).builder()
+
+
+def load(
+    name: str,
+    weights: str | os.PathLike | None = "default",
+    weights_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> tuple[nn.Module, WeightsInfo]:
+    """Build ``name`` and load weights into it; returns the model (eval mode) and what was loaded.
+
+    ``weights``: ``"default"`` (the shipped CIFAR-10 stand-in, or torchvision's ImageNet weights),
+    a path to a state-dict file (for example the paper's ``<arch>.pt`` from huyvnphan/PyTorch_CIFAR10),
+    or ``None`` for random initialisation.
+    """
+    model_spec = spec(name)
+    model = model_spec.builder()
+    if weights is None:
+        info = WeightsInfo(name, "", "", "random init")
+    elif str(weights) != "default":
+        path = Path(weights)
+        model.load_state_dict(load_state_dict(path), strict=True)
+        info = WeightsInfo(name, str(path), sha256_file(path), "user file")
+    elif model_spec.dataset == "cifar10":
+        info = _load_stand_in(model, name, weights_dir)
+    else:
+        info = _load_torchvision(model, model_spec, weights_dir, download)
+    return model.eval(), info
+
+
+def _load_stand_in(model: nn.Module, name: str, weights_dir) -> WeightsInfo:
+    entry = read_manifest(Path(weights_dir) / "manifest.csv" if weights_dir else MANIFEST).get(name)
+    if entry is None:
+        raise WeightsNotFoundError(
+            f"no shipped checkpoint for {name} (see {MANIFEST}); train one with "
+            f"`python -m haste train --model {name}`, or pass the paper's weights as a file: "
+            "unpack <arch>.pt from the huyvnphan/PyTorch_CIFAR10 state_dicts.zip and use "
+            "--weights PATH/<arch>.pt"
+        )
+    path = Path(weights_dir or REPO_WEIGHTS_DIR) / entry["file"]
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{name}: manifest lists {path}, which is missing")
+    sha = verify(path, entry["sha256"])
+    state = {key: value.float() if value.is_floating_point() else value
+             for key, value in load_state_dict(path).items()}  # fmt: skip
+    model.load_state_dict(state, strict=True)
+    return WeightsInfo(name, str(path), sha, "stand-in")
+
+
+def _load_torchvision(model: nn.Module, model_spec: ModelSpec, weights_dir, download) -> WeightsInfo:
+    import torchvision
+
+    url = torchvision.models.get_weight(model_spec.torchvision_weights).url
+    filename = url.rsplit("/", 1)[-1]
+    hash_prefix = filename.rsplit("-", 1)[-1].split(".")[0]  # torchvision names files <arch>-<sha>.pth
+    directory = Path(weights_dir or Path(torch.hub.get_dir()) / "checkpoints")
+    path = directory / filename
+    if not path.is_file():
+        if not download:
+            raise WeightsNotFoundError(f"{model_spec.name}: put {filename} ({url}) into {directory}")
+        try:
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=None, progress=True)
+        except Exception as error:  # offline: URLError, socket errors, proxies...
+            raise WeightsNotFoundError(
+                f"{model_spec.name}: could not download {url} ({error}); without internet, put "
+                f"{filename} into {directory} or pass weights_dir"
+            ) from error
+    sha = verify(path, hash_prefix)
+    model.load_state_dict(load_state_dict(path), strict=True)
+    return WeightsInfo(model_spec.name, str(path), sha, "torchvision")
+
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "WeightsInfo",
+    "WeightsNotFoundError",
+    "ChecksumError",
+    "spec",
+    "build",
+    "load",
+    "sha256_file",
+]
