@@ -1,0 +1,46 @@
+"""HASTE: data-free, dynamic compression of CNNs by locality-sensitive hashing of channels.
+
+    import haste
+    model = haste.convert(pretrained_cnn, num_hyperplanes=14)   # replaces nn.Conv2d layers
+    result = haste.evaluate(model, batches)                     # accuracy + FLOPs per image
+    haste.set_hyperplanes(model, 12)                            # steer L at run time
+    dense = haste.revert(model)
+"""
+
+from .convert import (
+    convert,
+    haste_layers,
+    merging_disabled,
+    reset_stats,
+    revert,
+    set_hyperplanes,
+    set_merging,
+    summary,
+)
+from .evaluate import EvalResult, evaluate
+from .flops import FlopReport, dense_flops, flop_report
+from .functional import haste_conv2d
+from .hashing import draw_hyperplanes
+from .module import HasteConv2d, LayerStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HasteConv2d",
+    "LayerStats",
+    "convert",
+    "revert",
+    "summary",
+    "haste_layers",
+    "set_hyperplanes",
+    "set_merging",
+    "merging_disabled",
+    "reset_stats",
+    "evaluate",
+    "EvalResult",
+    "dense_flops",
+    "flop_report",
+    "FlopReport",
+    "haste_conv2d",
+    "draw_hyperplanes",
+]

@@ -8,6 +8,55 @@ import sys
 DEFAULT_DATA = "../shared/data/cifar10-jpeg"
 
 
+def _eval(args) -> int:
+    import json
+    import time
+
+    import pandas as pd
+
+    import haste
+
+    from . import models
+    from .data import cifar10_batches, imagenet_val_loader
+    from .train import git_commit
+
+    spec = models.spec(args.model)
+    weights = None if args.weights == "random" else args.weights
+    model, info = models.load(args.model, weights, weights_dir=args.weights_dir)
+    if spec.dataset == "cifar10":
+        batches = cifar10_batches(args.data, "test", args.batch_size, limit=args.limit,
+                                  download=args.download)  # fmt: skip
+    else:
+        batches = imagenet_val_loader(args.data, args.batch_size, limit=args.limit)
+    settings = {"model": args.model, "weights": info.source, "weights_sha256": info.sha256,
+                "sparsity": args.sparsity, "patch_size": args.patch_size, "seed": args.seed,
+                "skip": args.skip, "include_pointwise": args.include_pointwise,
+                "commit": git_commit(), "version": haste.__version__}  # fmt: skip
+    rows = []
+    if args.baseline:
+        result = haste.evaluate(model, batches, description="dense")
+        rows.append({**settings, "num_hyperplanes": None, **result.to_dict()})
+    converted = haste.convert(model, args.hyperplanes[0], args.sparsity, args.patch_size,
+                              skip=args.skip, include_pointwise=args.include_pointwise,
+                              seed=args.seed)  # fmt: skip
+    for num_hyperplanes in args.hyperplanes:
+        haste.set_hyperplanes(converted, num_hyperplanes)
+        started = time.time()
+        result = haste.evaluate(converted, batches, description=f"L={num_hyperplanes}")
+        rows.append({**settings, "num_hyperplanes": num_hyperplanes, **result.to_dict(),
+                     "seconds": round(time.time() - started, 2)})  # fmt: skip
+    columns = ["num_hyperplanes", "accuracy", "images", "flops_dense", "flops_haste",
+               "flops_reduction", "flops_reduction_no_overhead"]  # fmt: skip
+    print(f"{args.model}  weights: {info.source} {info.sha256[:12]}")
+    table = pd.DataFrame(rows)[columns]
+    table["num_hyperplanes"] = [row["num_hyperplanes"] or "dense" for row in rows]
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows[0] if len(rows) == 1 else rows, handle, indent=2)
+    return 0
+
+
 def _train(args) -> int:
     from .train import TrainConfig, train
 
@@ -25,9 +74,37 @@ def _export(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m haste", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    evaluate = commands.add_parser("eval", help="evaluate a model with HASTE at one or several L")
+    evaluate.add_argument("--model", required=True, help="e.g. cifar10/resnet34, imagenet/resnet50")
+    evaluate.add_argument("--weights", default="default",
+                          help="'default' (shipped/torchvision), a state-dict file, or 'random'")
+    evaluate.add_argument("--weights-dir", default=None)
+    evaluate.add_argument("--data", default=DEFAULT_DATA,
+                          help="CIFAR-10 ImageFolder tree or torchvision root; ImageNet val folder")
+    evaluate.add_argument("--download", action="store_true", help="download CIFAR-10 (torchvision)")
+    evaluate.add_argument("--hyperplanes", type=_positive_int, nargs="+", default=[14],
+                          help="L; several values sweep them in one run")
+    evaluate.add_argument("--sparsity", type=float, default=2 / 3)
+    evaluate.add_argument("--patch-size", type=_positive_int, default=3)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--skip", type=int, default=1, help="leading convs left dense")
+    evaluate.add_argument("--include-pointwise", action="store_true", help="also compress 1x1 convs")
+    evaluate.add_argument("--baseline", action="store_true", help="also evaluate the dense model")
+    evaluate.add_argument("--limit", type=_positive_int, default=None, help="first N test images")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256)
+    evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
+    evaluate.set_defaults(run=_eval)
 
     train = commands.add_parser("train", help="train a CIFAR-10 stand-in checkpoint (resumable)")
     train.add_argument("--model", required=True, help="e.g. cifar10/resnet34")
@@ -54,6 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, OSError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -95,8 +95,10 @@ class TensorBatches:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, mean, std,
                  augment: bool = False, shuffle: bool = False, seed: int = 0, limit: int | None = None,
                  channels_last: bool = False):  # fmt: skip
-        if limit is not None:
-            images, labels = images[:limit], labels[:limit]
+        if limit is not None and limit < len(labels):
+            # a fixed random subset: the files are sorted by class, so a prefix would be one class
+            subset = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:limit]
+            images, labels = images[subset.sort().values], labels[subset.sort().values]
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         self.mean = torch.tensor(mean).view(1, 3, 1, 1) * 255

@@ -7,9 +7,9 @@ randomly initialised one. Networks are built only when asked for.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn

@@ -1,0 +1,133 @@
+"""Model surgery: replace ``nn.Conv2d`` layers by ``HasteConv2d``, steer them, and undo it."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fnmatch
+from collections.abc import Iterable, Iterator
+
+import pandas as pd
+from torch import nn
+
+from .module import HasteConv2d, unsupported_reason
+
+_SKIP_REASONS = "_haste_skipped"  # attribute on the converted root module: {layer name: reason}
+
+
+def haste_layers(model: nn.Module) -> Iterator[tuple[str, HasteConv2d]]:
+    """``(name, layer)`` of every HASTE layer in ``model`` (the model itself if it is one)."""
+    for name, module in model.named_modules():
+        if isinstance(module, HasteConv2d):
+            yield name, module
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def convert(model: nn.Module, num_hyperplanes: int = 14, sparsity: float = 2 / 3, patch_size: int = 3,
+            skip: int | Iterable[str] = 1, include_pointwise: bool = False, seed: int = 0,
+            inplace: bool = False, **options) -> nn.Module:  # fmt: skip
+    """A copy of ``model`` whose ``nn.Conv2d`` layers are ``HasteConv2d`` (weights shared with none).
+
+    ``skip``: the number of leading convs to leave dense (default 1: the stem, as in the paper), or
+    names / glob patterns of convs to leave dense. 1x1 convs stay dense unless ``include_pointwise``.
+    Layer ``i`` (in module order) draws its hyperplanes from seed ``seed * 10_000 + i``.
+    ``options`` go to ``HasteConv2d`` (``projection``, ``centre``). ``haste.summary(model)`` lists
+    what was replaced and why the rest was not.
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+    convs = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, nn.Conv2d) and not isinstance(m, HasteConv2d)]  # fmt: skip
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to convert")
+    patterns = [] if isinstance(skip, int) else list(skip)
+    reasons: dict[str, str] = {}
+    for index, (name, conv) in enumerate(convs):
+        if isinstance(skip, int) and index < skip:
+            reasons[name] = f"one of the first {skip} conv(s), left dense"
+        elif any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+            reasons[name] = "named in skip"
+        elif conv.kernel_size == (1, 1) and not include_pointwise:
+            reasons[name] = "1x1 conv (include_pointwise=False)"
+        elif (reason := unsupported_reason(conv)) is not None:
+            reasons[name] = reason
+        if name in reasons:
+            continue
+        layer = HasteConv2d.from_conv(conv, num_hyperplanes, sparsity, patch_size,
+                                      seed=seed * 10_000 + index, **options)  # fmt: skip
+        if name == "":
+            return layer
+        _set_submodule(model, name, layer)
+    setattr(model, _SKIP_REASONS, reasons)
+    return model
+
+
+def revert(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """The dense model: every ``HasteConv2d`` back to ``nn.Conv2d`` (same weights, no hyperplanes)."""
+    if isinstance(model, HasteConv2d):
+        return (model if inplace else copy.deepcopy(model)).to_conv()
+    if not inplace:
+        model = copy.deepcopy(model)
+    for name, layer in list(haste_layers(model)):
+        _set_submodule(model, name, layer.to_conv())
+    if hasattr(model, _SKIP_REASONS):
+        delattr(model, _SKIP_REASONS)
+    return model
+
+
+def summary(model: nn.Module) -> pd.DataFrame:
+    """One row per conv: name, shape, whether it runs HASTE, and why not if it does not."""
+    reasons = getattr(model, _SKIP_REASONS, {})
+    rows = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Conv2d):
+            continue
+        is_haste = isinstance(module, HasteConv2d)
+        rows.append({
+            "layer": name, "in_channels": module.in_channels, "out_channels": module.out_channels,
+            "kernel": "x".join(map(str, module.kernel_size)), "stride": module.stride[0],
+            "haste": is_haste,
+            "num_hyperplanes": module.num_hyperplanes if is_haste else None,
+            "reason": "" if is_haste else reasons.get(name, "not converted"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def set_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
+    """Set L on every HASTE layer of ``model`` (or on one layer); hyperplanes redrawn from seeds."""
+    for _, layer in haste_layers(model):
+        layer.num_hyperplanes = num_hyperplanes
+    return model
+
+
+def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
+    """Switch merging on or off (off: every HASTE layer computes exactly ``nn.Conv2d``)."""
+    for _, layer in haste_layers(model):
+        layer.merge = enabled
+    return model
+
+
+@contextlib.contextmanager
+def merging_disabled(model: nn.Module):
+    """Temporarily run ``model`` dense, restoring each layer's own setting afterwards."""
+    layers = [layer for _, layer in haste_layers(model)]
+    saved = [layer.merge for layer in layers]
+    try:
+        for layer in layers:
+            layer.merge = False
+        yield model
+    finally:
+        for layer, merge in zip(layers, saved):
+            layer.merge = merge
+
+
+def reset_stats(model: nn.Module, record_patches: bool | None = None) -> None:
+    """Clear the FLOP statistics of every HASTE layer (and optionally switch patch recording)."""
+    for _, layer in haste_layers(model):
+        layer.reset_stats()
+        if record_patches is not None:
+            layer.record_patches = record_patches

@@ -1,0 +1,55 @@
+"""``haste.evaluate``: top-1 accuracy and the FLOP report in one pass over the data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .convert import reset_stats
+from .flops import FlopReport, dense_flops, flop_report
+
+
+@dataclass
+class EvalResult:
+    """Accuracy (percent) and FLOPs per image, averaged over the evaluated images."""
+
+    accuracy: float
+    images: int
+    report: FlopReport
+
+    def to_dict(self) -> dict[str, float]:
+        return {"accuracy": self.accuracy, "images": self.images, **self.report.totals()}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             progress: bool = True, record_patches: bool = False, description: str = "evaluating",
+             ) -> EvalResult:  # fmt: skip
+    """Run ``model`` (dense or converted) over ``(images [B, C, H, W], labels [B])`` batches.
+
+    The HASTE layers' statistics are reset first; with ``record_patches`` each layer also keeps the
+    fraction of channels kept in every patch (``layer.stats.kept_fraction``).
+    """
+    model.eval()
+    reset_stats(model, record_patches=record_patches)
+    device = next(model.parameters()).device
+    correct, count, input_shape = 0, 0, None
+    total = len(batches) if hasattr(batches, "__len__") else None
+    for images, labels in tqdm(batches, total=total, desc=description, disable=not progress):
+        if images.ndim != 4:
+            raise ValueError(f"expected image batches [B, C, H, W], got shape {tuple(images.shape)}")
+        if input_shape is None:
+            input_shape = tuple(images.shape[1:])
+        elif tuple(images.shape[1:]) != input_shape:
+            raise ValueError(f"image shape changed from {input_shape} to {tuple(images.shape[1:])}")
+        logits = model(images.to(device))
+        correct += (logits.argmax(1).cpu() == labels).sum().item()
+        count += len(labels)
+    if count == 0:
+        raise ValueError("no images to evaluate")
+    report = flop_report(model, input_shape, dense_flops(model, input_shape))
+    return EvalResult(100.0 * correct / count, count, report)

@@ -1,0 +1,170 @@
+"""HASTE convolution as a function of tensors: tiling, hashing, merging, convolving.
+
+Evaluation path: every channel of every patch window is replaced by the mean of its bucket, and the
+window is convolved with the original filter. Because convolution is linear in the input channels,
+``sum_c W_c * mean_{B(c)} X == sum_B (sum_{c in B} W_c) * mean_B X``: exactly the merged-depth
+convolution of the paper, computed with dense batched kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .hashing import bucket_ids, codes_from_projections, merge_channels
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a conv's output is cut into ``patch_size`` tiles and which input window each tile reads."""
+
+    in_size: tuple[int, int]
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    patch_size: int
+
+    def _dim(self, axis: int):
+        size, k, s, p = (self.in_size[axis], self.kernel_size[axis], self.stride[axis],
+                         self.padding[axis])  # fmt: skip
+        out = (size + 2 * p - k) // s + 1
+        if out < 1:
+            raise ValueError(f"input of size {self.in_size} is smaller than the kernel")
+        tiles = math.ceil(out / self.patch_size)
+        window = (self.patch_size - 1) * s + k
+        return out, tiles, window
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        return self._dim(0)[0], self._dim(1)[0]
+
+    @property
+    def tiles(self) -> tuple[int, int]:
+        return self._dim(0)[1], self._dim(1)[1]
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self._dim(0)[2], self._dim(1)[2]
+
+    def valid_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output rows and columns of each tile row / tile column (edge tiles have fewer)."""
+        result = []
+        for axis in (0, 1):
+            out, tiles, _ = self._dim(axis)
+            result.append(torch.clamp(out - self.patch_size * torch.arange(tiles), max=self.patch_size))
+        return result[0], result[1]
+
+    def valid_window(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows and columns of the input window that each tile row / column actually reads."""
+        rows, cols = self.valid_outputs()
+        return ((rows - 1) * self.stride[0] + self.kernel_size[0],
+                (cols - 1) * self.stride[1] + self.kernel_size[1])  # fmt: skip
+
+
+def pad_to_tiles(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
+    """Zero-pad (conv padding plus filler) so every tile has a full window; crop what no tile reads.
+
+    The filler zeros beyond the conv's padding leave hashing and merging unchanged: a zero pixel
+    stays zero after centring, projects to 0, and only feeds outputs that are cropped.
+    """
+    (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
+    need_h = (tiles_h - 1) * tiling.patch_size * tiling.stride[0] + win_h
+    need_w = (tiles_w - 1) * tiling.patch_size * tiling.stride[1] + win_w
+    height, width = x.shape[-2:]
+    pad_h, pad_w = tiling.padding
+    x = F.pad(x, (pad_w, max(need_w - width - pad_w, 0), pad_h, max(need_h - height - pad_h, 0)))
+    return x[..., :need_h, :need_w]
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_indices(tiling: Tiling) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index maps of a tiling, computed once per shape.
+
+    ``window_index [tiles * window_pixels]``: position in the padded input (flattened H x W) of every
+    pixel of every tile window. ``column_index [H_out * W_out * kh * kw]``: for every output pixel and
+    kernel offset, the position in the stacked windows (``tile * window_pixels + pixel``) it reads.
+    """
+    (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
+    (out_h, out_w), (kh, kw) = tiling.out_size, tiling.kernel_size
+    (sh, sw), patch = tiling.stride, tiling.patch_size
+    padded_w = (tiles_w - 1) * patch * sw + win_w
+    tile_top = torch.arange(tiles_h) * patch * sh
+    tile_left = torch.arange(tiles_w) * patch * sw
+    rows = tile_top[:, None, None, None] + torch.arange(win_h)[None, None, :, None]
+    cols = tile_left[None, :, None, None] + torch.arange(win_w)[None, None, None, :]
+    window_index = (rows * padded_w + cols).flatten()
+    y, x = torch.arange(out_h), torch.arange(out_w)
+    tile = (y // patch)[:, None] * tiles_w + (x // patch)[None, :]  # [H_out, W_out]
+    local_row = ((y % patch) * sh)[:, None, None, None] + torch.arange(kh)[None, None, :, None]
+    local_col = ((x % patch) * sw)[None, :, None, None] + torch.arange(kw)[None, None, None, :]
+    column_index = tile[:, :, None, None] * (win_h * win_w) + local_row * win_w + local_col
+    return window_index, column_index.flatten()
+
+
+def _batched(index: torch.Tensor, batch: int, stride: int) -> torch.Tensor:
+    """``index`` repeated for every sample of a batch whose rows are ``stride`` apart."""
+    offsets = torch.arange(batch, device=index.device) * stride
+    return (offsets[:, None] + index[None, :]).flatten()
+
+
+def extract_windows(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
+    """Tile windows of ``x`` ``[N, C, H, W]``, channels last: ``[N, tiles, window_pixels, C]``."""
+    n, channels = x.shape[:2]
+    padded = pad_to_tiles(x, tiling).permute(0, 2, 3, 1).reshape(-1, channels)  # [N * pixels, C]
+    window_index, _ = _gather_indices(tiling)
+    # index_select on dim 0 copies whole channel rows: much faster than indexing dim 1
+    windows = padded.index_select(0, _batched(window_index.to(x.device), n, padded.shape[0] // n))
+    return windows.view(n, -1, tiling.window[0] * tiling.window[1], channels)
+
+
+def hash_windows(windows: torch.Tensor, hyperplanes: torch.Tensor, centre: bool = True) -> torch.Tensor:
+    """Codes of every channel of every window ``[N, tiles, pixels, C]``: ``[N, tiles, C]``.
+
+    Centring is applied to the projections, ``(X - mean) R = X R - mean R``, which equals projecting
+    the centred windows without materialising them.
+    """
+    planes = hyperplanes.to(windows.dtype)
+    projections = windows.transpose(-1, -2) @ planes  # [N, T, C, L]
+    if centre:
+        projections = projections - (windows.mean(dim=-1) @ planes).unsqueeze(-2)
+    return codes_from_projections(projections)
+
+
+def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 stride: tuple[int, int], padding: tuple[int, int], hyperplanes: torch.Tensor,
+                 patch_size: int, centre: bool = True) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """HASTE convolution of ``x`` ``[N, C_in, H, W]`` with ``weight`` ``[C_out, C_in, kh, kw]``.
+
+    ``hyperplanes``: ``[win_h * win_w, L]`` with ``win = (patch_size - 1) * stride + k``.
+    Returns the output ``[N, C_out, H_out, W_out]`` and the number of buckets of every tile
+    ``[N, tiles_h * tiles_w]``.
+    """
+    n, channels = x.shape[:2]
+    c_out, c_in, kh, kw = weight.shape
+    if channels != c_in:
+        raise ValueError(f"expected {c_in} input channels, got input of shape {tuple(x.shape)}")
+    tiling = Tiling(tuple(x.shape[-2:]), (kh, kw), stride, padding, patch_size)
+    win_h, win_w = tiling.window
+    if hyperplanes.shape[0] != win_h * win_w:
+        raise ValueError(f"hyperplanes have {hyperplanes.shape[0]} rows, windows {win_h * win_w} pixels")
+    windows = extract_windows(x, tiling)  # [N, T, pixels, C]
+    codes = hash_windows(windows, hyperplanes, centre)
+    tiles, pixels = windows.shape[1:3]
+    ids, num_buckets = bucket_ids(codes.view(n * tiles, channels))
+    flat = windows.reshape(n * tiles, pixels, channels)
+    means = merge_channels(flat.transpose(1, 2), ids).transpose(1, 2)  # [N * T, pixels, buckets]
+    merged = means.gather(2, ids.unsqueeze(1).expand(-1, pixels, -1))  # each channel -> its mean
+    # im2col of the merged windows for the valid output pixels only, then one GEMM for the layer
+    _, column_index = _gather_indices(tiling)
+    column_index = _batched(column_index.to(x.device), n, tiles * pixels)
+    columns = merged.view(-1, channels).index_select(0, column_index)
+    out_h, out_w = tiling.out_size
+    matrix = weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
+    out = columns.view(n * out_h * out_w, kh * kw * c_in) @ matrix
+    if bias is not None:
+        out = out + bias
+    return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), num_buckets.view(n, tiles)

@@ -1,0 +1,83 @@
+"""Locality-sensitive hashing of channels: pure tensor functions that know no model.
+
+A channel of a patch is a vector of the patch's pixels. After centring across channels, it is
+projected on ``L`` sparse ternary hyperplanes; bit ``l`` of its code is 1 where projection ``l`` is
+strictly positive. Channels with equal codes share a bucket.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PROJECTIONS = ("ternary", "gaussian")
+MAX_HYPERPLANES = 53  # codes are exact integers in float64
+
+
+def draw_hyperplanes(window_pixels: int, num_hyperplanes: int, sparsity: float = 2 / 3,
+                     seed: int = 0, projection: str = "ternary") -> torch.Tensor:  # fmt: skip
+    """Random hyperplanes ``[window_pixels, num_hyperplanes]`` (float32), reproducible from ``seed``.
+
+    ``ternary``: entries +1 and -1 with probability ``(1 - sparsity) / 2`` each, 0 with probability
+    ``sparsity`` (hashing then needs additions only). ``gaussian``: dense N(0, 1) entries (ablation).
+    Hyperplanes are drawn one after another, so the first ``L`` columns are the same for every total
+    ``L``: raising ``L`` only refines the buckets of a smaller ``L``.
+    """
+    if not 1 <= num_hyperplanes <= MAX_HYPERPLANES:
+        raise ValueError(f"num_hyperplanes must be in [1, {MAX_HYPERPLANES}], not {num_hyperplanes}")
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), not {sparsity}")
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {PROJECTIONS}, not {projection!r}")
+    generator = torch.Generator().manual_seed(int(seed))
+    columns = []
+    for _ in range(num_hyperplanes):
+        if projection == "gaussian":
+            columns.append(torch.randn(window_pixels, generator=generator))
+            continue
+        uniform = torch.rand(window_pixels, generator=generator)
+        half = (1.0 - sparsity) / 2
+        column = torch.zeros(window_pixels)
+        column[uniform < half] = 1.0
+        column[(uniform >= half) & (uniform < 2 * half)] = -1.0
+        columns.append(column)
+    return torch.stack(columns, dim=1)
+
+
+def codes_from_projections(projections: torch.Tensor) -> torch.Tensor:
+    """Codes ``sum_l [projection_l > 0] * 2**l`` over the last dim (the ``L`` projections).
+
+    The codes are integers held in a float tensor, exact up to 24 bits in float32 and 53 in float64,
+    because a matrix product is the fastest way to pack bits on every device.
+    """
+    num_hyperplanes = projections.shape[-1]
+    dtype = torch.float32 if num_hyperplanes <= 24 else torch.float64
+    powers = 2 ** torch.arange(num_hyperplanes, device=projections.device, dtype=dtype)
+    return (projections > 0).to(dtype) @ powers
+
+
+def bucket_ids(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bucket of every channel and bucket count, for each row of ``codes`` ``[rows, channels]``.
+
+    Returns ``(ids [rows, channels], counts [rows])``: ``ids`` are ``0 .. counts - 1``, numbered in
+    increasing code order; channels share an id exactly when their codes are equal.
+    """
+    sorted_codes, order = codes.sort(dim=1)
+    starts = torch.ones_like(sorted_codes, dtype=torch.bool)
+    starts[:, 1:] = sorted_codes[:, 1:] != sorted_codes[:, :-1]
+    sorted_ids = starts.long().cumsum(1) - 1
+    ids = torch.empty_like(sorted_ids).scatter_(1, order, sorted_ids)
+    return ids, sorted_ids[:, -1] + 1
+
+
+def merge_channels(windows: torch.Tensor, ids: torch.Tensor, num_buckets: int | None = None):
+    """Bucket means of ``windows`` ``[rows, channels, pixels]`` grouped by ``ids`` ``[rows, channels]``.
+
+    Returns ``[rows, num_buckets, pixels]`` (``num_buckets`` defaults to ``channels``; unused buckets
+    are zero).
+    """
+    rows, channels, pixels = windows.shape
+    num_buckets = channels if num_buckets is None else num_buckets
+    index = ids.unsqueeze(-1).expand(-1, -1, pixels)
+    sums = windows.new_zeros(rows, num_buckets, pixels).scatter_add_(1, index, windows)
+    counts = windows.new_zeros(rows, num_buckets).scatter_add_(1, ids, windows.new_ones(ids.shape))
+    return sums / counts.clamp(min=1).unsqueeze(-1)

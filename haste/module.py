@@ -1,0 +1,223 @@
+"""``HasteConv2d``: a drop-in ``nn.Conv2d`` that merges similar input channels per patch.
+
+All state lives on the module (hyperplanes, ``num_hyperplanes``, ``merge``, statistics), so a
+converted model is steered at run time: ``layer.num_hyperplanes = 12`` redraws the hyperplanes from
+the layer's seed, ``layer.merge = False`` makes the layer exactly ``nn.Conv2d``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .functional import Tiling, haste_conv2d
+from .hashing import draw_hyperplanes
+
+
+@dataclass
+class LayerStats:
+    """FLOPs a layer spent on the images it saw, summed over images (1 multiply-add = 1 FLOP)."""
+
+    images: int = 0
+    patches: int = 0
+    dense: int = 0  # what nn.Conv2d would have spent
+    conv: int = 0  # reduced-depth convolution, tile by tile (edge tiles by their valid outputs)
+    centre: int = 0  # subtract the per-pixel channel mean: 2 * C_in * window pixels
+    hash: int = 0  # additions of the nonzero hyperplane entries: C_in * nnz(valid window rows)
+    input_merge: int = 0  # average the channels of each bucket: C_in * window pixels
+    filter_merge: int = 0  # sum the filter slices of each bucket: (C_in - m) * C_out * k^2
+    kept_fraction: list[torch.Tensor] = field(default_factory=list)  # m / C_in per patch, if recorded
+
+    @property
+    def overhead(self) -> int:
+        return self.centre + self.hash + self.input_merge + self.filter_merge
+
+    @property
+    def total(self) -> int:
+        return self.conv + self.overhead
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "kept_fraction"}
+
+
+class HasteConv2d(nn.Conv2d):
+    """Hashing-based conv: per image and patch, channels with equal LSH codes are merged.
+
+    Build it with :meth:`from_conv`; the weight and bias stay those of the original conv.
+    Attributes (all steerable at run time): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size``
+    (output tile side P), ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``,
+    ``merge`` (False: exactly ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of
+    every patch in ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``.
+    """
+
+    def __init__(self, *args, num_hyperplanes: int = 14, sparsity: float = 2 / 3, patch_size: int = 3,
+                 seed: int = 0, projection: str = "ternary", centre: bool = True, **kwargs):  # fmt: skip
+        super().__init__(*args, **kwargs)
+        _check_supported(self)
+        if patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, not {patch_size}")
+        self._num_hyperplanes, self._sparsity, self._patch_size = num_hyperplanes, sparsity, patch_size
+        self._seed, self._projection = seed, projection
+        self.centre = centre
+        self.merge = True
+        self.record_patches = False
+        self.stats = LayerStats()
+        self._cost_cache: dict = {}
+        self.register_buffer("hyperplanes", self._draw())
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, num_hyperplanes: int = 14, sparsity: float = 2 / 3,
+                  patch_size: int = 3, seed: int = 0, **options) -> HasteConv2d:  # fmt: skip
+        """A HASTE layer that shares ``conv``'s weight and bias (refuses unsupported convs)."""
+        _check_supported(conv)
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                    padding=_numeric_padding(conv), bias=conv.bias is not None,
+                    num_hyperplanes=num_hyperplanes, sparsity=sparsity, patch_size=patch_size,
+                    seed=seed, device=conv.weight.device, **options)  # fmt: skip
+        layer.weight = conv.weight
+        layer.bias = conv.bias
+        return layer
+
+    def to_conv(self) -> nn.Conv2d:
+        """The plain ``nn.Conv2d`` this layer was built from (sharing weight and bias)."""
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+                         padding=self.padding, bias=self.bias is not None,
+                         device=self.weight.device)  # fmt: skip
+        conv.weight, conv.bias = self.weight, self.bias
+        return conv
+
+    # --- steering: changing these redraws the hyperplanes from the layer's seed -------------------
+    def configure(self, num_hyperplanes=None, sparsity=None, patch_size=None, seed=None, projection=None):
+        if num_hyperplanes is not None:
+            self._num_hyperplanes = int(num_hyperplanes)
+        if sparsity is not None:
+            self._sparsity = float(sparsity)
+        if patch_size is not None:
+            if patch_size < 1:
+                raise ValueError(f"patch_size must be >= 1, not {patch_size}")
+            self._patch_size = int(patch_size)
+        if seed is not None:
+            self._seed = int(seed)
+        if projection is not None:
+            self._projection = projection
+        self.hyperplanes = self._draw().to(self.hyperplanes.device)
+        self._cost_cache.clear()
+
+    num_hyperplanes = property(lambda self: self._num_hyperplanes,
+                               lambda self, value: self.configure(num_hyperplanes=value))  # fmt: skip
+    sparsity = property(lambda self: self._sparsity, lambda self, value: self.configure(sparsity=value))
+    patch_size = property(lambda self: self._patch_size,
+                          lambda self, value: self.configure(patch_size=value))  # fmt: skip
+    seed = property(lambda self: self._seed, lambda self, value: self.configure(seed=value))
+    projection = property(lambda self: self._projection,
+                          lambda self, value: self.configure(projection=value))  # fmt: skip
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return tuple((self._patch_size - 1) * s + k for s, k in zip(self.stride, self.kernel_size))
+
+    def _draw(self) -> torch.Tensor:
+        win_h, win_w = self.window
+        return draw_hyperplanes(win_h * win_w, self._num_hyperplanes, self._sparsity, self._seed,
+                                self._projection)  # fmt: skip
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint saved at another L carries hyperplanes of another width: adopt them.
+        saved = state_dict.get(prefix + "hyperplanes")
+        if saved is not None and saved.shape != self.hyperplanes.shape:
+            if saved.shape[0] != self.hyperplanes.shape[0]:
+                raise ValueError(f"{prefix}hyperplanes: {tuple(saved.shape)} does not fit windows of "
+                                 f"{self.hyperplanes.shape[0]} pixels (another patch size?)")  # fmt: skip
+            self._num_hyperplanes = saved.shape[1]
+            self.hyperplanes = torch.empty_like(saved, device=self.hyperplanes.device)
+            self._cost_cache.clear()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # --- forward ---------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.merge:
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        if x.ndim != 4:
+            raise ValueError(f"HasteConv2d expects [N, C, H, W] input, got shape {tuple(x.shape)}")
+        out, num_buckets = haste_conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                                        self.hyperplanes, self._patch_size, self.centre)  # fmt: skip
+        self._record(x.shape, num_buckets)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, num_hyperplanes={self._num_hyperplanes}, "
+                f"sparsity={self._sparsity:.3g}, patch_size={self._patch_size}, seed={self._seed}, "
+                f"merge={self.merge}")  # fmt: skip
+
+    # --- accounting --------------------------------------------------------------------------------
+    def _tile_costs(self, in_size: tuple[int, int]) -> dict:
+        """Per-tile constants for an input size: valid outputs, valid window pixels and nonzeros."""
+        if in_size not in self._cost_cache:
+            tiling = Tiling(in_size, self.kernel_size, self.stride, self.padding, self._patch_size)
+            out_rows, out_cols = tiling.valid_outputs()
+            win_rows, win_cols = tiling.valid_window()
+            win_h, win_w = tiling.window
+            nonzero = (self.hyperplanes != 0).sum(1).view(win_h, win_w).cpu()
+            # nonzeros in the top-left (rows x cols) corner of the window, for every tile
+            corner = nonzero.cumsum(0).cumsum(1)
+            nnz = corner[win_rows[:, None] - 1, win_cols[None, :] - 1].flatten()
+            self._cost_cache[in_size] = {
+                "outputs": (out_rows[:, None] * out_cols[None, :]).flatten(),
+                "pixels": (win_rows[:, None] * win_cols[None, :]).flatten(),
+                "nnz": nnz,
+            }
+        return self._cost_cache[in_size]
+
+    def _record(self, shape: torch.Size, num_buckets: torch.Tensor) -> None:
+        n, c_in, height, width = shape
+        costs = self._tile_costs((height, width))
+        kernel = self.kernel_size[0] * self.kernel_size[1]
+        buckets = num_buckets.cpu()
+        stats = self.stats
+        stats.images += n
+        stats.patches += buckets.numel()
+        stats.dense += n * self.out_channels * c_in * kernel * int(costs["outputs"].sum())
+        stats.conv += self.out_channels * kernel * int((buckets * costs["outputs"]).sum())
+        stats.filter_merge += self.out_channels * kernel * int((c_in - buckets).sum())
+        stats.centre += n * 2 * c_in * int(costs["pixels"].sum())
+        stats.input_merge += n * c_in * int(costs["pixels"].sum())
+        stats.hash += n * c_in * int(costs["nnz"].sum())
+        if self.record_patches:
+            stats.kept_fraction.append(buckets.float() / c_in)
+
+    def reset_stats(self) -> None:
+        self.stats = LayerStats()
+
+
+def _numeric_padding(conv: nn.Conv2d) -> tuple[int, int]:
+    if isinstance(conv.padding, str):
+        if conv.padding == "valid":
+            return (0, 0)
+        if all(k % 2 == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride):
+            return tuple(k // 2 for k in conv.kernel_size)
+        raise ValueError(f"padding={conv.padding!r} with kernel {conv.kernel_size} is not supported")
+    return tuple(conv.padding)
+
+
+def unsupported_reason(conv: nn.Conv2d) -> str | None:
+    """Why HASTE cannot replace ``conv``, or None if it can."""
+    if conv.groups != 1:
+        return f"grouped conv (groups={conv.groups}) is not supported"
+    if any(d != 1 for d in conv.dilation):
+        return f"dilation {conv.dilation} is not supported"
+    if conv.padding_mode != "zeros":
+        return f"padding_mode={conv.padding_mode!r} is not supported (zeros only)"
+    try:
+        _numeric_padding(conv)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _check_supported(conv: nn.Conv2d) -> None:
+    reason = unsupported_reason(conv)
+    if reason is not None:
+        raise ValueError(f"HasteConv2d: {reason}")

@@ -1,0 +1,43 @@
+"""An independent, slow reference for HASTE: a plain Python loop over images and patches.
+
+It builds each patch's buckets from the layer's ``hyperplanes`` with its own code, averages the
+inputs and sums the filter slices of every bucket, and runs the reduced-depth convolution: the
+paper's operation written as directly as possible, sharing no code with the package.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_size, centre=True):
+    n, c_in, height, width = x.shape
+    c_out, _, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (width + 2 * pw - kw) // sw + 1
+    win_h, win_w = (patch_size - 1) * sh + kh, (patch_size - 1) * sw + kw
+    planes = hyperplanes.view(win_h, win_w, -1)
+    padded = F.pad(x, (pw, pw, ph, ph))
+    out = torch.zeros(n, c_out, out_h, out_w, dtype=x.dtype)
+    buckets_per_patch = []
+    for image in range(n):
+        for tile_row in range(math.ceil(out_h / patch_size)):
+            for tile_col in range(math.ceil(out_w / patch_size)):
+                top, left = tile_row * patch_size, tile_col * patch_size
+                rows, cols = min(patch_size, out_h - top), min(patch_size, out_w - left)
+                read_h, read_w = (rows - 1) * sh + kh, (cols - 1) * sw + kw
+                window = padded[image, :, top * sh : top * sh + read_h, left * sw : left * sw + read_w]
+                hashed = window - window.mean(0, keepdim=True) if centre else window
+                projection = hashed.reshape(c_in, -1) @ planes[:read_h, :read_w].reshape(-1, planes.shape[-1])
+                groups = {}
+                for channel in range(c_in):
+                    code = sum(1 << bit for bit in range(projection.shape[1]) if projection[channel, bit] > 0)
+                    groups.setdefault(code, []).append(channel)
+                merged_input = torch.stack([window[members].mean(0) for members in groups.values()])
+                merged_weight = torch.stack([weight[:, members].sum(1) for members in groups.values()], 1)
+                tile = F.conv2d(merged_input[None], merged_weight, bias, (sh, sw))
+                out[image, :, top : top + rows, left : left + cols] = tile[0]
+                buckets_per_patch.append(len(groups))
+    return out, buckets_per_patch

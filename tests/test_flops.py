@@ -1,0 +1,68 @@
+import pytest
+import torch
+from torch import nn
+
+import haste
+from haste import HasteConv2d
+
+
+def tiny_layer(c_in=4, c_out=2, num_hyperplanes=2):
+    layer = HasteConv2d.from_conv(nn.Conv2d(c_in, c_out, 3, 1, 1), num_hyperplanes, patch_size=3)
+    layer.hyperplanes = torch.ones_like(layer.hyperplanes)  # every entry nonzero: nnz = pixels * L
+    return layer
+
+
+def test_hand_counted_flops_when_all_channels_merge():
+    # 5x5 input, 3x3 conv, pad 1 -> 5x5 output, P=3 -> tiles with 3x3, 3x2, 2x3, 2x2 outputs,
+    # reading windows of 5x5, 5x4, 4x5, 4x4 = 25 + 20 + 20 + 16 = 81 pixels.
+    layer = tiny_layer()
+    x = torch.randn(1, 1, 5, 5).expand(1, 4, 5, 5)  # identical channels: one bucket per patch
+    layer(x)
+    s = layer.stats
+    assert s.patches == 4
+    assert s.dense == 2 * 4 * 9 * 25
+    assert s.conv == 2 * 9 * (1 * 9 + 1 * 6 + 1 * 6 + 1 * 4)
+    assert s.filter_merge == 2 * 9 * (4 - 1) * 4
+    assert s.centre == 2 * 4 * 81
+    assert s.input_merge == 4 * 81
+    assert s.hash == 4 * 81 * 2
+
+
+def test_hand_counted_flops_when_nothing_merges():
+    layer = HasteConv2d.from_conv(nn.Conv2d(3, 2, 3, 1, 1), 40, sparsity=0.0, patch_size=3)
+    layer(torch.randn(2, 3, 4, 4))  # 4x4 output: tiles 3x3, 3x1, 1x3, 1x1 -> windows 25, 15, 15, 9
+    s = layer.stats
+    assert s.conv == s.dense == 2 * (2 * 3 * 9 * 16)
+    assert s.filter_merge == 0
+    assert s.centre == 2 * (2 * 3 * 64)
+    assert s.hash == 2 * 3 * 64 * 40  # sparsity 0: every entry nonzero
+
+
+def test_report_combines_fvcore_and_layer_records():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    dense_total = 3 * 8 * 9 * 64 + 8 * 8 * 9 * 64 + 8 * 10 + 8 * 64  # convs, linear, avg pool
+    converted = haste.convert(model, 3)
+    images = torch.randn(4, 3, 8, 8)
+    result = haste.evaluate(converted, [(images, torch.zeros(4, dtype=torch.long))], progress=False)
+    layer = dict(haste.haste_layers(converted))["2"]
+    stats = layer.stats
+    totals = result.to_dict()
+    assert totals["flops_dense"] == dense_total
+    assert totals["flops_haste"] == pytest.approx(dense_total - 8 * 8 * 9 * 64 + stats.total / 4)
+    assert totals["flops_overhead"] == pytest.approx(stats.overhead / 4)
+    assert totals["flops_reduction"] == pytest.approx(100 * (1 - totals["flops_haste"] / dense_total))
+    no_overhead = 100 * (1 - (totals["flops_haste"] - totals["flops_overhead"]) / dense_total)
+    assert totals["flops_reduction_no_overhead"] == pytest.approx(no_overhead)
+    row = result.report.layers.iloc[0]
+    assert row["flops_dense"] == 8 * 8 * 9 * 64
+
+
+def test_dense_model_has_zero_reduction():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.randn(1, 3, 6, 6))
+    result = haste.evaluate(model, [(torch.randn(2, 3, 6, 6), torch.zeros(2, dtype=torch.long))],
+                            progress=False)
+    assert result.to_dict()["flops_reduction"] == 0
+    assert result.to_dict()["flops_reduction_no_overhead"] == 0
+    assert result.to_dict()["flops_dense"] == 4 * 3 * 9 * 16 + 4 * 16 * 2

@@ -1,0 +1,151 @@
+import pytest
+import torch
+from reference import reference_haste_conv
+from torch import nn
+
+import haste
+from haste import HasteConv2d
+
+
+def rel_error(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+CONFIGS = [  # (c_in, c_out, kernel, stride, padding, bias, height, width, patch)
+    (6, 4, 3, 1, 1, True, 8, 8, 3),
+    (5, 3, 3, 2, 1, False, 9, 7, 3),
+    (4, 2, 1, 1, 0, True, 5, 6, 3),
+    (4, 3, 1, 2, 0, False, 7, 7, 2),
+    (3, 2, 5, 1, 2, True, 6, 5, 2),
+    (7, 4, 3, 1, 0, True, 10, 11, 4),
+    (8, 4, 3, 1, 1, True, 4, 4, 5),  # one tile larger than the output
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("num_hyperplanes", [1, 3])
+def test_matches_per_patch_loop(config, num_hyperplanes):
+    c_in, c_out, k, stride, padding, bias, height, width, patch = config
+    conv = nn.Conv2d(c_in, c_out, k, stride, padding, bias=bias).double()
+    layer = HasteConv2d.from_conv(conv, num_hyperplanes, sparsity=0.5, patch_size=patch, seed=2).double()
+    x = torch.randn(2, c_in, height, width, dtype=torch.float64)
+    expected, buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                             layer.hyperplanes, patch)
+    out = layer(x)
+    assert out.shape == conv(x).shape
+    assert rel_error(out, expected) < 1e-10
+    assert layer.stats.patches == len(buckets)
+    assert min(buckets) < c_in  # merging did happen, so the comparison means something
+
+
+def test_matches_per_patch_loop_float32_channels_last():
+    conv = nn.Conv2d(16, 8, 3, 1, 1)
+    layer = HasteConv2d.from_conv(conv, 4, patch_size=3, seed=5)
+    x = torch.randn(3, 16, 10, 10)
+    expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                       layer.hyperplanes, 3)
+    out = layer(x.contiguous(memory_format=torch.channels_last))
+    assert rel_error(out, expected) < 1e-5
+
+
+def test_without_centring_matches_loop():
+    conv = nn.Conv2d(6, 3, 3, 1, 1).double()
+    layer = HasteConv2d.from_conv(conv, 3, centre=False).double()
+    x = torch.randn(1, 6, 7, 7, dtype=torch.float64)
+    expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                       layer.hyperplanes, 3, centre=False)
+    assert rel_error(layer(x), expected) < 1e-10
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_merging_off_is_exactly_conv2d(dtype):
+    conv = nn.Conv2d(8, 6, 3, 2, 1).to(dtype)
+    layer = HasteConv2d.from_conv(conv, 2).to(dtype)
+    layer.merge = False
+    x = torch.randn(2, 8, 9, 9, dtype=dtype)
+    assert torch.equal(layer(x), conv(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("stride,padding,size", [(1, 1, 11), (2, 1, 12), (1, 0, 9)])
+def test_distinct_buckets_give_conv2d(dtype, stride, padding, size):
+    conv = nn.Conv2d(8, 5, 3, stride, padding).to(dtype)
+    layer = HasteConv2d.from_conv(conv, 40, sparsity=0.0).to(dtype)  # 40 dense +-1 planes: no ties
+    x = torch.randn(4, 8, size, size, dtype=dtype)
+    out = layer(x)
+    assert layer.stats.conv == layer.stats.dense  # every channel in its own bucket
+    assert rel_error(out, conv(x)) < 1e-5
+
+
+def test_sample_does_not_depend_on_batch():
+    conv = nn.Conv2d(16, 8, 3, 1, 1)
+    layer = HasteConv2d.from_conv(conv, 3)
+    x = torch.randn(5, 16, 8, 8)
+    batch = layer(x)
+    for i in range(5):
+        assert torch.allclose(layer(x[i : i + 1])[0], batch[i], rtol=1e-5, atol=1e-6)
+
+
+def test_centring_makes_codes_shift_invariant():
+    from haste.functional import Tiling, extract_windows, hash_windows
+
+    layer = HasteConv2d.from_conv(nn.Conv2d(12, 4, 3, 1, 1), 8)
+    x = torch.randn(2, 12, 9, 9).double()
+    tiling = Tiling((9, 9), (3, 3), (1, 1), (1, 1), 3)
+    shift = torch.randn(2, 1, 9, 9).double() * 5  # a different constant per pixel, same for all channels
+    before = hash_windows(extract_windows(x, tiling), layer.hyperplanes)
+    after = hash_windows(extract_windows(x + shift, tiling), layer.hyperplanes)
+    assert torch.equal(before, after)
+    uncentred = hash_windows(extract_windows(x + shift, tiling), layer.hyperplanes, centre=False)
+    assert not torch.equal(before, uncentred)
+
+
+def test_same_seed_same_result_and_state_dict_roundtrip():
+    conv = nn.Conv2d(8, 4, 3, 1, 1)
+    a = HasteConv2d.from_conv(conv, 5, seed=11)
+    b = HasteConv2d.from_conv(conv, 5, seed=11)
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.equal(a(x), b(x))
+    assert a.hyperplanes.shape == (25, 5)
+    c = HasteConv2d.from_conv(nn.Conv2d(8, 4, 3, 1, 1), 9, seed=99)
+    c.load_state_dict(a.state_dict())
+    assert c.num_hyperplanes == 5 and torch.equal(c.hyperplanes, a.hyperplanes)
+    assert torch.equal(c(x), a(x))
+
+
+def test_steering_l_is_reproducible():
+    layer = HasteConv2d.from_conv(nn.Conv2d(8, 4, 3, 1, 1), 6, seed=4)
+    original = layer.hyperplanes.clone()
+    layer.num_hyperplanes = 10
+    assert layer.hyperplanes.shape == (25, 10)
+    layer.num_hyperplanes = 6
+    assert torch.equal(layer.hyperplanes, original)
+
+
+@pytest.mark.parametrize("conv", [nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 3, dilation=2),
+                                  nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")])
+def test_unsupported_convs_are_refused(conv):
+    with pytest.raises(ValueError, match="not supported"):
+        HasteConv2d.from_conv(conv)
+
+
+def test_wrong_input_shapes_are_refused():
+    layer = HasteConv2d.from_conv(nn.Conv2d(4, 4, 3, padding=1))
+    with pytest.raises(ValueError, match="input channels"):
+        layer(torch.randn(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        layer(torch.randn(4, 8, 8))
+
+
+def test_gradients_flow():
+    layer = HasteConv2d.from_conv(nn.Conv2d(4, 4, 3, padding=1), 2)
+    layer(torch.randn(1, 4, 6, 6)).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_same_padding_string_is_supported():
+    conv = nn.Conv2d(4, 3, 3, padding="same")
+    layer = HasteConv2d.from_conv(conv, 30, sparsity=0.0)
+    x = torch.randn(1, 4, 7, 7)
+    assert rel_error(layer(x), conv(x)) < 1e-5
+    assert haste.revert(layer)(x).shape == x[:, :3].shape
