@@ -1,10 +1,15 @@
 """Wall time and peak memory of HASTE's evaluation path against the dense model, in one run.
 
-    python benchmarks/eval_speed.py [--model cifar10/resnet34] [--batch-size 256] [--batches 4]
+    python benchmarks/eval_speed.py [--model cifar10/resnet34] [--batch-size 256] [--rounds 3]
 
-Each path runs in its own child process (so its peak resident memory is its own), over the same
-CIFAR-10 test batches (random images if the data is absent), after one warm-up batch. Prints the
-median time per batch, the HASTE/dense ratio and the peak memory of each path.
+Timing: in one process, the dense and the HASTE model each run over the same CIFAR-10 test batches
+(random images if the data is absent), in blocks A B A B so that drift of the machine hits both;
+every block starts with an untimed warm-up batch. A block runs batch after batch as an evaluation
+does: alternating models batch by batch would make each model re-grow its heap every batch
+(measured: HASTE about 1.6x slower that way). Prints the median time per batch and the ratio.
+Peak memory: each path runs once more in a child process of its own, whose peak resident set size
+is its peak memory. Torch's thread count is left at its default unless --threads is given; it is
+printed either way.
 """
 
 from __future__ import annotations
@@ -16,15 +21,13 @@ import resource
 import statistics
 import time
 
+import torch
 
-def measure(path: str, args, queue) -> None:
-    import torch
 
+def build(path: str, args):
     import haste
     from haste import models
-    from haste.data import cifar10_batches
 
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     try:
         model, info = models.load(args.model)
@@ -32,25 +35,29 @@ def measure(path: str, args, queue) -> None:
         model, info = models.load(args.model, weights=None)
     if path == "haste":
         model = haste.convert(model, args.hyperplanes)
+    return model, info
+
+
+def load_batches(args):
+    from haste.data import cifar10_batches
+
     try:
-        batches = list(cifar10_batches(args.data, "test", args.batch_size,
-                                       limit=args.batch_size * (args.batches + 1)))  # fmt: skip
-        source = "CIFAR-10 test images"
+        batches = cifar10_batches(args.data, "test", args.batch_size, limit=args.batch_size * args.rounds)
+        return [images for images, _ in batches], "CIFAR-10 test images"
     except FileNotFoundError:
         generator = torch.Generator().manual_seed(0)
-        batches = [(torch.randn(args.batch_size, 3, 32, 32, generator=generator), None)
-                   for _ in range(args.batches + 1)]  # fmt: skip
-        source = "random images (CIFAR-10 not found)"
-    times = []
+        images = [torch.randn(args.batch_size, 3, 32, 32, generator=generator) for _ in range(args.rounds)]
+        return images, "random images (CIFAR-10 not found)"
+
+
+def peak_memory(path: str, args, queue) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, _ = build(path, args)
+    images, _ = load_batches(args)
     with torch.inference_mode():
-        for index, (images, _) in enumerate(batches):
-            started = time.perf_counter()
-            model(images)
-            if index > 0:  # the first batch is a warm-up
-                times.append(time.perf_counter() - started)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"path": path, "median_s": statistics.median(times), "times": times, "peak_mib": peak_mib,
-               "weights": f"{info.source} {info.sha256[:12]}", "source": source})
+        model(images[0])
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
@@ -58,26 +65,44 @@ def main() -> None:
     parser.add_argument("--model", default="cifar10/resnet34")
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="timed batches per block")
+    parser.add_argument("--blocks", type=int, default=2, help="blocks per path, alternating")
     parser.add_argument("--hyperplanes", type=int, default=14)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
     context = mp.get_context("spawn")
-    results = {}
+    memory = {}
     for path in ("dense", "haste"):
         queue = context.Queue()
-        process = context.Process(target=measure, args=(path, args, queue))
+        process = context.Process(target=peak_memory, args=(path, args, queue))
         process.start()
-        results[path] = queue.get()
+        memory[path] = queue.get()
         process.join()
-    dense, hasted = results["dense"], results["haste"]
-    print(f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, {args.batches} timed batches of "
-          f"{dense['source']}, weights {dense['weights']}")  # fmt: skip
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads {args.threads}")
-    for path, result in results.items():
-        print(f"  {path:6s} median {result['median_s']:.3f} s/batch  "
-              f"peak memory {result['peak_mib']:.0f} MiB")
-    print(f"HASTE / dense wall time: {hasted['median_s'] / dense['median_s']:.2f}x")
+
+    models = {path: build(path, args) for path in ("dense", "haste")}
+    images, source = load_batches(args)
+    times: dict[str, list[float]] = {"dense": [], "haste": []}
+    with torch.inference_mode():
+        for _ in range(args.blocks):
+            for path, (model, _) in models.items():
+                model(images[0])  # warm-up: heap, index caches
+                for batch in images:
+                    started = time.perf_counter()
+                    model(batch)
+                    times[path].append(time.perf_counter() - started)
+    median = {path: statistics.median(values) for path, values in times.items()}
+    info = models["dense"][1]
+    print(f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, "
+          f"{args.blocks} x {args.rounds} batches of {source}, "
+          f"weights: {info.source} {info.sha256[:12]}")  # fmt: skip
+    threads = torch.get_num_threads()
+    print(f"machine: {platform.machine()}, {threads} torch threads, torch {torch.__version__}")
+    for path in ("dense", "haste"):
+        print(f"  {path:6s} median {median[path]:.3f} s/batch  peak memory {memory[path]:.0f} MiB")
+    print(f"HASTE / dense wall time: {median['haste'] / median['dense']:.2f}x")
 
 
 if __name__ == "__main__":

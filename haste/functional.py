@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .hashing import bucket_ids, codes_from_projections, merge_channels
 
@@ -66,18 +65,22 @@ class Tiling:
 
 
 def pad_to_tiles(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
-    """Zero-pad (conv padding plus filler) so every tile has a full window; crop what no tile reads.
+    """``x`` ``[N, C, H, W]`` zero-padded so every tile has a full window, channels last.
 
-    The filler zeros beyond the conv's padding leave hashing and merging unchanged: a zero pixel
-    stays zero after centring, projects to 0, and only feeds outputs that are cropped.
+    Returns ``[N, H_padded, W_padded, C]``: the conv's padding plus filler zeros on the bottom and
+    right (cropped where no tile reads). The filler leaves hashing and merging unchanged: a zero
+    pixel stays zero after centring, projects to 0, and feeds only outputs that are cropped.
+    Padding and the change to channels-last happen in one copy.
     """
     (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
     need_h = (tiles_h - 1) * tiling.patch_size * tiling.stride[0] + win_h
     need_w = (tiles_w - 1) * tiling.patch_size * tiling.stride[1] + win_w
-    height, width = x.shape[-2:]
+    n, channels, height, width = x.shape
     pad_h, pad_w = tiling.padding
-    x = F.pad(x, (pad_w, max(need_w - width - pad_w, 0), pad_h, max(need_h - height - pad_h, 0)))
-    return x[..., :need_h, :need_w]
+    padded = x.new_zeros(n, need_h, need_w, channels)
+    rows, cols = min(height, need_h - pad_h), min(width, need_w - pad_w)
+    padded[:, pad_h : pad_h + rows, pad_w : pad_w + cols] = x[:, :, :rows, :cols].permute(0, 2, 3, 1)
+    return padded
 
 
 @functools.lru_cache(maxsize=256)
@@ -114,7 +117,7 @@ def _batched(index: torch.Tensor, batch: int, stride: int) -> torch.Tensor:
 def extract_windows(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
     """Tile windows of ``x`` ``[N, C, H, W]``, channels last: ``[N, tiles, window_pixels, C]``."""
     n, channels = x.shape[:2]
-    padded = pad_to_tiles(x, tiling).permute(0, 2, 3, 1).reshape(-1, channels)  # [N * pixels, C]
+    padded = pad_to_tiles(x, tiling).view(-1, channels)  # [N * pixels, C]
     window_index, _ = _gather_indices(tiling)
     # index_select on dim 0 copies whole channel rows: much faster than indexing dim 1
     windows = padded.index_select(0, _batched(window_index.to(x.device), n, padded.shape[0] // n))
@@ -134,14 +137,20 @@ def hash_windows(windows: torch.Tensor, hyperplanes: torch.Tensor, centre: bool 
     return codes_from_projections(projections)
 
 
+# Images are processed in chunks whose tile windows take about this many bytes: the merging passes
+# are memory-bound, and chunks that stay in cache (and below glibc's mmap threshold, so no fresh
+# page faults per call) ran 1.3-2x faster than whole batches on a 2-core CPU.
+CHUNK_BYTES = 4 << 20
+
+
 def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                  stride: tuple[int, int], padding: tuple[int, int], hyperplanes: torch.Tensor,
                  patch_size: int, centre: bool = True) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """HASTE convolution of ``x`` ``[N, C_in, H, W]`` with ``weight`` ``[C_out, C_in, kh, kw]``.
 
     ``hyperplanes``: ``[win_h * win_w, L]`` with ``win = (patch_size - 1) * stride + k``.
-    Returns the output ``[N, C_out, H_out, W_out]`` and the number of buckets of every tile
-    ``[N, tiles_h * tiles_w]``.
+    Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory) and the number of
+    buckets of every tile ``[N, tiles_h * tiles_w]``.
     """
     n, channels = x.shape[:2]
     c_out, c_in, kh, kw = weight.shape
@@ -151,20 +160,30 @@ def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     win_h, win_w = tiling.window
     if hyperplanes.shape[0] != win_h * win_w:
         raise ValueError(f"hyperplanes have {hyperplanes.shape[0]} rows, windows {win_h * win_w} pixels")
+    (tiles_h, tiles_w), (out_h, out_w) = tiling.tiles, tiling.out_size
+    matrix = weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)  # rows ordered (kh, kw, c)
+    image_bytes = tiles_h * tiles_w * win_h * win_w * channels * x.element_size()
+    chunk = max(1, CHUNK_BYTES // image_bytes)
+    outs, buckets = [], []
+    for part in x.split(chunk):
+        columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre)
+        outs.append(columns @ matrix if bias is None else torch.addmm(bias, columns, matrix))
+        buckets.append(part_buckets)
+    out = torch.cat(outs) if len(outs) > 1 else outs[0]
+    return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), torch.cat(buckets)
+
+
+def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool):
+    """im2col rows ``[N * H_out * W_out, kh * kw * C]`` of the merged windows, and bucket counts."""
+    n, channels = x.shape[:2]
     windows = extract_windows(x, tiling)  # [N, T, pixels, C]
-    codes = hash_windows(windows, hyperplanes, centre)
     tiles, pixels = windows.shape[1:3]
+    codes = hash_windows(windows, hyperplanes, centre)
     ids, num_buckets = bucket_ids(codes.view(n * tiles, channels))
-    flat = windows.reshape(n * tiles, pixels, channels)
-    means = merge_channels(flat.transpose(1, 2), ids).transpose(1, 2)  # [N * T, pixels, buckets]
-    merged = means.gather(2, ids.unsqueeze(1).expand(-1, pixels, -1))  # each channel -> its mean
-    # im2col of the merged windows for the valid output pixels only, then one GEMM for the layer
+    merged = merge_channels(windows.view(n * tiles, pixels, channels), ids)
+    # only the valid output pixels of every tile get a row: edge tiles cost no wasted multiply-adds
     _, column_index = _gather_indices(tiling)
     column_index = _batched(column_index.to(x.device), n, tiles * pixels)
     columns = merged.view(-1, channels).index_select(0, column_index)
-    out_h, out_w = tiling.out_size
-    matrix = weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
-    out = columns.view(n * out_h * out_w, kh * kw * c_in) @ matrix
-    if bias is not None:
-        out = out + bias
-    return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), num_buckets.view(n, tiles)
+    kh, kw = tiling.kernel_size
+    return columns.view(-1, kh * kw * channels), num_buckets.view(n, tiles)

@@ -69,15 +69,17 @@ def bucket_ids(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, sorted_ids[:, -1] + 1
 
 
-def merge_channels(windows: torch.Tensor, ids: torch.Tensor, num_buckets: int | None = None):
-    """Bucket means of ``windows`` ``[rows, channels, pixels]`` grouped by ``ids`` ``[rows, channels]``.
+def merge_channels(windows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Replace every channel of ``windows`` ``[rows, pixels, channels]`` by the mean of its bucket.
 
-    Returns ``[rows, num_buckets, pixels]`` (``num_buckets`` defaults to ``channels``; unused buckets
-    are zero).
+    ``ids`` ``[rows, channels]`` are bucket ids in ``0 .. channels - 1`` (see :func:`bucket_ids`).
+    Returns a tensor shaped like ``windows``. Channels last: the scatter and gather then run along
+    the contiguous dimension, the fastest layout on CPU.
     """
-    rows, channels, pixels = windows.shape
-    num_buckets = channels if num_buckets is None else num_buckets
-    index = ids.unsqueeze(-1).expand(-1, -1, pixels)
-    sums = windows.new_zeros(rows, num_buckets, pixels).scatter_add_(1, index, windows)
-    counts = windows.new_zeros(rows, num_buckets).scatter_add_(1, ids, windows.new_ones(ids.shape))
-    return sums / counts.clamp(min=1).unsqueeze(-1)
+    rows, pixels, channels = windows.shape
+    index = ids.unsqueeze(1).expand(-1, pixels, -1)
+    sums = torch.zeros_like(windows).scatter_add_(2, index, windows)  # [rows, pixels, buckets]
+    ones = torch.ones_like(ids, dtype=windows.dtype)
+    counts = torch.zeros_like(ones).scatter_add_(1, ids, ones)  # channels per bucket
+    inverse = 1.0 / counts.gather(1, ids)  # 1 / size of each channel's bucket, [rows, channels]
+    return sums.gather(2, index).mul_(inverse.unsqueeze(1))

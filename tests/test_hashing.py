@@ -50,9 +50,9 @@ def test_bucket_ids_group_equal_codes():
     assert ids.max(1).values.add(1).tolist() == counts.tolist()
 
 
-def test_merge_channels_averages_each_bucket():
-    windows = torch.arange(12.0).view(1, 3, 4)
-    means = merge_channels(windows, torch.tensor([[0, 1, 0]]))
-    assert torch.equal(means[0, 0], (windows[0, 0] + windows[0, 2]) / 2)
-    assert torch.equal(means[0, 1], windows[0, 1])
-    assert torch.equal(means[0, 2], torch.zeros(4))
+def test_merge_channels_replaces_channels_by_bucket_means():
+    windows = torch.arange(12.0).view(1, 4, 3)  # 4 pixels, 3 channels
+    merged = merge_channels(windows, torch.tensor([[0, 1, 0]]))
+    assert torch.equal(merged[0, :, 0], (windows[0, :, 0] + windows[0, :, 2]) / 2)
+    assert torch.equal(merged[0, :, 2], merged[0, :, 0])
+    assert torch.equal(merged[0, :, 1], windows[0, :, 1])
