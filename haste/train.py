@@ -110,6 +110,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     state_path = out / "last.pt"
     log: list[dict] = []
     start_epoch = 0
+    commit = git_commit()  # the code that started the run; a resumed run keeps it
     if state_path.is_file():
         state = torch.load(state_path, map_location=device, weights_only=False)
         if state["config"] != asdict(config):
@@ -119,6 +120,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         log, start_epoch = state["log"], state["epoch"]
+        commit = state.get("commit", commit)
         print(f"resuming {config.model} from epoch {start_epoch}/{config.epochs}", flush=True)
 
     for epoch in range(start_epoch, config.epochs):
@@ -149,7 +151,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         log.append(row)
         _atomic_save({"config": asdict(config), "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                      "epoch": epoch + 1, "log": log, "commit": git_commit()}, state_path)  # fmt: skip
+                      "epoch": epoch + 1, "log": log, "commit": commit}, state_path)  # fmt: skip
         with open(out / "log.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(row))
             writer.writeheader()

@@ -37,3 +37,19 @@ def test_bad_hyperplanes_value_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "--model", "cifar10/resnet18", "--hyperplanes", "0"])
     assert exit_info.value.code == 2
+
+
+def test_eval_imagenet_model_on_image_folder(tmp_path):
+    from PIL import Image
+
+    for wnid in ("n01440764", "n01443537"):
+        (tmp_path / "val" / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (80, 60), (i * 90, 30, 200)).save(tmp_path / "val" / wnid / f"{i}.JPEG")
+    out = tmp_path / "imagenet.json"
+    code = main(["eval", "--model", "imagenet/resnet18", "--weights", "random", "--data",
+                 str(tmp_path / "val"), "--hyperplanes", "12", "--batch-size", "4", "--json", str(out)])
+    assert code == 0
+    row = json.loads(out.read_text())
+    assert row["images"] == 4 and row["flops_dense"] > 1e9  # 224x224 ResNet18: 1.8 GFLOPs
+    assert 0 < row["flops_reduction"] < 100
