@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Main job: a quick HASTE evaluation on CIFAR-10 (dense baseline and a sweep over L).
-#   ./run_all.sh            1,000 test images
-#   ./run_all.sh --full     the whole 10,000-image test split
-# Uses the shipped stand-in checkpoint when there is one, a randomly initialised network otherwise
-# (the FLOPs are then meaningful, the accuracy is not). Results go to results/quick_eval.json.
+# The reproduction: runs every notebook through papermill, in order, and regenerates results/.
+#   ./run_all.sh --quick   minutes: few images, few L, one seed (what CI runs); writes results/quick/
+#   ./run_all.sh           the full reproduction (hours on a 2-core CPU); writes results/
+# Executed notebooks go to executed/ (the sources in notebooks/ stay clean). Stops at the first error.
 set -euo pipefail
 cd "$(dirname "$0")"
+QUICK=False
+[[ "${1:-}" == "--quick" ]] && QUICK=True
 bash scripts/install.sh
-DATA=${HASTE_DATA:-../shared/data/cifar10-jpeg}
-MODEL=${HASTE_MODEL:-cifar10/resnet34}
-LIMIT=(--limit 1000)
-[[ "${1:-}" == "--full" ]] && LIMIT=()
-WEIGHTS=default
-if ! python -c "import sys; from haste.models.weights import read_manifest; sys.exit('$MODEL' not in read_manifest())"; then
-  echo "note: no shipped checkpoint for $MODEL yet; evaluating a randomly initialised network" >&2
-  WEIGHTS=random
-fi
-mkdir -p results
-python -m haste eval --model "$MODEL" --weights "$WEIGHTS" --data "$DATA" --baseline \
-  --hyperplanes 10 12 14 16 18 "${LIMIT[@]}" --json results/quick_eval.json
+DATA=$(realpath -m "${HASTE_DATA:-../shared/data/cifar10-jpeg}")
+NOTEBOOKS=(
+  01_cifar10_sweep
+  02_cifar10_main_table
+  03_tradeoff_figure
+  04_patch_compression
+  05_ablations
+)
+mkdir -p executed
+for name in "${NOTEBOOKS[@]}"; do
+  echo "== $name (quick=$QUICK)"
+  params=(-p quick "$QUICK" -p results_dir "$PWD/results")
+  if grep -q '"data = ' "notebooks/$name.ipynb"; then params+=(-p data "$DATA"); fi
+  python -m papermill "notebooks/$name.ipynb" "executed/$name.ipynb" --cwd notebooks \
+    --progress-bar "${params[@]}"
+done
+echo "done: results in $PWD/results$([[ $QUICK == True ]] && echo /quick)"

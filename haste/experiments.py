@@ -1,0 +1,132 @@
+"""Experiment runners behind the reproduction notebooks: sweeps, operating points, per-patch stats.
+
+Every result row carries what produced it: model, weights and their SHA-256, every HASTE setting,
+the hyperplane seed, the number of images, and the package version and commit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+import torch
+
+from . import __version__, models
+from .convert import convert, haste_layers, set_hyperplanes
+from .data import cifar10_batches, imagenet_val_loader
+from .evaluate import evaluate
+from .train import git_commit
+
+RESULT_COLUMNS = [
+    "model", "weights_source", "weights_sha256", "num_hyperplanes", "sparsity", "patch_size",
+    "projection", "centre", "skip", "include_pointwise", "seed", "images", "accuracy",
+    "accuracy_drop", "flops_dense", "flops_haste", "flops_overhead", "flops_reduction",
+    "flops_reduction_no_overhead", "haste_version", "commit",
+]  # fmt: skip
+
+# Known numbers of the paper (../shared/HASTE_METHOD.md): accuracy drop (pp) and FLOPs reduction (%).
+PAPER_POINTS = pd.DataFrame([
+    {"dataset": "cifar10", "model": "cifar10/resnet34", "baseline": 93.34, "accuracy_drop": 1.25,
+     "flops_reduction": 46.72},
+    {"dataset": "cifar10", "model": "cifar10/vgg19_bn", "baseline": 93.95, "accuracy_drop": 1.63,
+     "flops_reduction": 38.83},
+])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HasteSettings:
+    """The HASTE settings of one experiment (everything but L and the seed)."""
+
+    sparsity: float = 2 / 3
+    patch_size: int = 3
+    projection: str = "ternary"
+    centre: bool = True
+    skip: int = 1
+    include_pointwise: bool = False
+
+
+def test_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256):
+    """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val)."""
+    if models.spec(model_name).dataset == "cifar10":
+        batches = cifar10_batches(data, "test", batch_size, limit=limit)
+        return batches
+    return list(imagenet_val_loader(data, batch_size=batch_size, limit=limit))
+
+
+def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str | os.PathLike,
+          weights: str | None = "default", limit: int | None = None, batch_size: int = 256,
+          settings: HasteSettings = HasteSettings(), baseline: bool = True,
+          progress: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each."""
+    model, info = models.load(model_name, weights)
+    batches = test_batches(model_name, data, limit, batch_size)
+    provenance = {"model": model_name, "weights_source": info.source, "weights_sha256": info.sha256,
+                  "haste_version": __version__, "commit": git_commit()}  # fmt: skip
+    rows = []
+    dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
+    if baseline:
+        rows.append({**provenance, **dense, "accuracy_drop": 0.0})
+    for seed in seeds:
+        converted = convert(model, hyperplanes[0], settings.sparsity, settings.patch_size,
+                            skip=settings.skip, include_pointwise=settings.include_pointwise,
+                            seed=seed, projection=settings.projection, centre=settings.centre)  # fmt: skip
+        for num_hyperplanes in hyperplanes:
+            set_hyperplanes(converted, num_hyperplanes)
+            label = f"{model_name} L={num_hyperplanes} seed={seed}"
+            result = evaluate(converted, batches, progress=progress, description=label).to_dict()
+            rows.append({**provenance, **asdict(settings), "num_hyperplanes": num_hyperplanes,
+                         "seed": seed, **result,
+                         "accuracy_drop": dense["accuracy"] - result["accuracy"]})  # fmt: skip
+    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over hyperplane seeds, one row per model, settings and L."""
+    keys = [c for c in RESULT_COLUMNS if c not in (
+        "seed", "accuracy", "accuracy_drop", "flops_haste", "flops_overhead", "flops_reduction",
+        "flops_reduction_no_overhead", "commit", "haste_version")]  # fmt: skip
+    haste_rows = results.dropna(subset=["num_hyperplanes"])
+    metrics = ["accuracy", "accuracy_drop", "flops_reduction", "flops_reduction_no_overhead"]
+    grouped = haste_rows.groupby(keys, dropna=False)[metrics]
+    summary = grouped.mean().join(grouped.std(ddof=0), rsuffix="_std").join(grouped.size().rename("seeds"))
+    return summary.reset_index()
+
+
+def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.DataFrame:
+    """Per model, the L with the largest FLOPs reduction whose mean accuracy drop is <= max_drop."""
+    rows = []
+    for model_name, group in summary.groupby("model"):
+        limit = max_drop.get(model_name)
+        if limit is None:
+            continue
+        eligible = group[group.accuracy_drop <= limit]
+        if not eligible.empty:
+            rows.append(eligible.loc[eligible.flops_reduction.idxmax()])
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0,
+                      weights: str | None = "default", limit: int | None = 1000, bins: int = 20,
+                      settings: HasteSettings = HasteSettings(),
+                      progress: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
+    model, info = models.load(model_name, weights)
+    converted = convert(model, num_hyperplanes, settings.sparsity, settings.patch_size, skip=settings.skip,
+                        include_pointwise=settings.include_pointwise, seed=seed,
+                        projection=settings.projection, centre=settings.centre)  # fmt: skip
+    batches = test_batches(model_name, data, limit)
+    result = evaluate(converted, batches, progress=progress, record_patches=True)
+    edges = torch.linspace(0, 1, bins + 1)
+    rows = []
+    for name, layer in haste_layers(converted):
+        kept = torch.cat([k.flatten() for k in layer.stats.kept_fraction])
+        counts = torch.histogram(kept, bins=edges).hist
+        for left, right, count in zip(edges[:-1], edges[1:], counts):
+            rows.append({"model": model_name, "weights_sha256": info.sha256, "layer": name,
+                         "in_channels": layer.in_channels, "num_hyperplanes": num_hyperplanes, "seed": seed,
+                         "images": result.images, "bin_left": round(float(left), 4),
+                         "bin_right": round(float(right), 4), "patches": int(count),
+                         "mean_kept": float(kept.mean()), "haste_version": __version__,
+                         "commit": git_commit()})  # fmt: skip
+    return pd.DataFrame(rows)

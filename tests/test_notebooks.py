@@ -1,0 +1,57 @@
+"""Every notebook runs under papermill in quick mode, in run_all.sh's order; CSV schemas are checked."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SHARED_CIFAR
+from test_data import make_tree
+
+from haste.experiments import RESULT_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = re.findall(r"^  (\d\d_\w+)$", (ROOT / "run_all.sh").read_text(), flags=re.M)
+
+
+def test_run_all_lists_every_notebook():
+    assert sorted(ORDER) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    import papermill
+
+    tmp = tmp_path_factory.mktemp("notebooks")
+    data = SHARED_CIFAR if (SHARED_CIFAR / "test").is_dir() else make_tree(tmp / "cifar", per_class=8)
+    for name in ORDER:
+        source = ROOT / "notebooks" / f"{name}.ipynb"
+        parameters = {"quick": True, "results_dir": str(tmp / "results")}
+        if '"data = ' in source.read_text():
+            parameters["data"] = str(data)
+        papermill.execute_notebook(str(source), str(tmp / f"{name}.ipynb"), parameters=parameters,
+                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+    return tmp / "results" / "quick"
+
+
+def test_sweep_csv_schema(quick_results):
+    sweep = pd.read_csv(quick_results / "cifar10_sweep.csv")
+    assert list(sweep.columns) == RESULT_COLUMNS
+    assert sweep.num_hyperplanes.isna().sum() == 1  # the dense baseline
+    assert sweep.dropna(subset=["num_hyperplanes"]).flops_reduction.gt(0).all()
+    summary = pd.read_csv(quick_results / "cifar10_sweep_summary.csv")
+    assert {"accuracy_std", "flops_reduction_std", "seeds"} <= set(summary.columns)
+
+
+def test_table_figures_and_other_outputs(quick_results):
+    table = pd.read_csv(quick_results / "cifar10_main_table.csv")
+    assert {"model", "weights_sha256", "baseline_accuracy", "num_hyperplanes", "accuracy_drop",
+            "flops_reduction", "flops_reduction_no_overhead", "paper_flops_reduction"} <= set(table.columns)
+    for figure in ("cifar10_tradeoff", "patch_compression"):
+        for suffix in ("png", "pdf"):
+            assert (quick_results / "figures" / f"{figure}.{suffix}").stat().st_size > 1000
+    patches = pd.read_csv(quick_results / "patch_compression.csv")
+    assert {"layer", "bin_left", "bin_right", "patches", "mean_kept", "commit"} <= set(patches.columns)
+    ablations = pd.read_csv(quick_results / "ablations.csv")
+    assert set(RESULT_COLUMNS + ["variant"]) == set(ablations.columns)
+    assert ablations.variant.nunique() >= 3
