@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -20,7 +21,7 @@ from .train import git_commit
 
 RESULT_COLUMNS = [
     "model", "weights_source", "weights_sha256", "num_hyperplanes", "sparsity", "patch_size",
-    "projection", "centre", "skip", "include_pointwise", "seed", "images", "accuracy",
+    "projection", "centre", "grouping", "skip", "include_pointwise", "seed", "images", "accuracy",
     "accuracy_drop", "flops_dense", "flops_haste", "flops_overhead", "flops_reduction",
     "flops_reduction_no_overhead", "haste_version", "commit",
 ]  # fmt: skip
@@ -42,11 +43,12 @@ class HasteSettings:
     patch_size: int = 3
     projection: str = "ternary"
     centre: bool = True
+    grouping: str = "lsh"  # "random": control, LSH's bucket counts with random groups
     skip: int = 1
     include_pointwise: bool = False
 
 
-def test_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256):
+def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256):
     """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val)."""
     if models.spec(model_name).dataset == "cifar10":
         batches = cifar10_batches(data, "test", batch_size, limit=limit)
@@ -60,7 +62,7 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
           progress: bool = True) -> pd.DataFrame:  # fmt: skip
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each."""
     model, info = models.load(model_name, weights)
-    batches = test_batches(model_name, data, limit, batch_size)
+    batches = evaluation_batches(model_name, data, limit, batch_size)
     provenance = {"model": model_name, "weights_source": info.source, "weights_sha256": info.sha256,
                   "haste_version": __version__, "commit": git_commit()}  # fmt: skip
     rows = []
@@ -70,7 +72,8 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     for seed in seeds:
         converted = convert(model, hyperplanes[0], settings.sparsity, settings.patch_size,
                             skip=settings.skip, include_pointwise=settings.include_pointwise,
-                            seed=seed, projection=settings.projection, centre=settings.centre)  # fmt: skip
+                            seed=seed, projection=settings.projection, centre=settings.centre,
+                            grouping=settings.grouping)  # fmt: skip
         for num_hyperplanes in hyperplanes:
             set_hyperplanes(converted, num_hyperplanes)
             label = f"{model_name} L={num_hyperplanes} seed={seed}"
@@ -114,8 +117,9 @@ def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0
     model, info = models.load(model_name, weights)
     converted = convert(model, num_hyperplanes, settings.sparsity, settings.patch_size, skip=settings.skip,
                         include_pointwise=settings.include_pointwise, seed=seed,
-                        projection=settings.projection, centre=settings.centre)  # fmt: skip
-    batches = test_batches(model_name, data, limit)
+                        projection=settings.projection, centre=settings.centre,
+                        grouping=settings.grouping)  # fmt: skip
+    batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
     edges = torch.linspace(0, 1, bins + 1)
     rows = []
@@ -130,3 +134,21 @@ def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0
                          "mean_kept": float(kept.mean()), "haste_version": __version__,
                          "commit": git_commit()})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def output_dir(results_dir: str | os.PathLike, quick: bool) -> Path:
+    """Where a notebook writes: ``results_dir``, or its ``quick/`` subfolder in quick mode."""
+    directory = Path(results_dir) / ("quick" if quick else "")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def available_weights(model_name: str, allow_random: bool) -> str | None:
+    """``"default"`` if the model's checkpoint is available; ``None`` (random init) if allowed."""
+    try:
+        models.load(model_name, download=False)
+        return "default"
+    except FileNotFoundError:
+        if allow_random:
+            return None
+        raise

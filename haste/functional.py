@@ -145,10 +145,14 @@ CHUNK_BYTES = 4 << 20
 
 def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                  stride: tuple[int, int], padding: tuple[int, int], hyperplanes: torch.Tensor,
-                 patch_size: int, centre: bool = True) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                 patch_size: int, centre: bool = True, random_ranks: torch.Tensor | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """HASTE convolution of ``x`` ``[N, C_in, H, W]`` with ``weight`` ``[C_out, C_in, kh, kw]``.
 
     ``hyperplanes``: ``[win_h * win_w, L]`` with ``win = (patch_size - 1) * stride + k``.
+    ``random_ranks`` ``[tiles, C_in]`` (a control experiment, not HASTE): keep LSH's number of
+    buckets ``m`` in every patch but group the channels at random instead, channel ``c`` going to
+    group ``random_ranks[tile, c] % m`` (groups of equal size, independent of the data).
     Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory) and the number of
     buckets of every tile ``[N, tiles_h * tiles_w]``.
     """
@@ -166,20 +170,23 @@ def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     chunk = max(1, CHUNK_BYTES // image_bytes)
     outs, buckets = [], []
     for part in x.split(chunk):
-        columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre)
+        columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre, random_ranks)
         outs.append(columns @ matrix if bias is None else torch.addmm(bias, columns, matrix))
         buckets.append(part_buckets)
     out = torch.cat(outs) if len(outs) > 1 else outs[0]
     return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), torch.cat(buckets)
 
 
-def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool):
+def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool,
+                    random_ranks: torch.Tensor | None = None):  # fmt: skip
     """im2col rows ``[N * H_out * W_out, kh * kw * C]`` of the merged windows, and bucket counts."""
     n, channels = x.shape[:2]
     windows = extract_windows(x, tiling)  # [N, T, pixels, C]
     tiles, pixels = windows.shape[1:3]
     codes = hash_windows(windows, hyperplanes, centre)
     ids, num_buckets = bucket_ids(codes.view(n * tiles, channels))
+    if random_ranks is not None:
+        ids = (random_ranks.unsqueeze(0) % num_buckets.view(n, tiles, 1)).view(n * tiles, channels)
     merged = merge_channels(windows.view(n * tiles, pixels, channels), ids)
     # only the valid output pixels of every tile get a row: edge tiles cost no wasted multiply-adds
     _, column_index = _gather_indices(tiling)

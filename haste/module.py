@@ -49,12 +49,14 @@ class HasteConv2d(nn.Conv2d):
     Build it with :meth:`from_conv`; the weight and bias stay those of the original conv.
     Attributes (all steerable at run time): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size``
     (output tile side P), ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``,
+    ``grouping`` ("lsh"; "random" is a control: LSH's bucket count per patch, random groups),
     ``merge`` (False: exactly ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of
     every patch in ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``.
     """
 
     def __init__(self, *args, num_hyperplanes: int = 14, sparsity: float = 2 / 3, patch_size: int = 3,
-                 seed: int = 0, projection: str = "ternary", centre: bool = True, **kwargs):  # fmt: skip
+                 seed: int = 0, projection: str = "ternary", centre: bool = True, grouping: str = "lsh",
+                 **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         _check_supported(self)
         if patch_size < 1:
@@ -62,6 +64,7 @@ class HasteConv2d(nn.Conv2d):
         self._num_hyperplanes, self._sparsity, self._patch_size = num_hyperplanes, sparsity, patch_size
         self._seed, self._projection = seed, projection
         self.centre = centre
+        self.grouping = grouping
         self.merge = True
         self.record_patches = False
         self.stats = LayerStats()
@@ -143,9 +146,22 @@ class HasteConv2d(nn.Conv2d):
         if x.ndim != 4:
             raise ValueError(f"HasteConv2d expects [N, C, H, W] input, got shape {tuple(x.shape)}")
         out, num_buckets = haste_conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                                        self.hyperplanes, self._patch_size, self.centre)  # fmt: skip
+                                        self.hyperplanes, self._patch_size, self.centre,
+                                        self._random_ranks(x))  # fmt: skip
         self._record(x.shape, num_buckets)
         return out
+
+    def _random_ranks(self, x: torch.Tensor) -> torch.Tensor | None:
+        """For ``grouping="random"``: a fixed random rank of every channel in every tile."""
+        if self.grouping == "lsh":
+            return None
+        if self.grouping != "random":
+            raise ValueError(f"grouping must be 'lsh' or 'random', not {self.grouping!r}")
+        tiling = Tiling(tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding, self._patch_size)
+        tiles = tiling.tiles[0] * tiling.tiles[1]
+        generator = torch.Generator().manual_seed(self._seed + 1_000_003)
+        keys = torch.rand(tiles, self.in_channels, generator=generator)
+        return keys.argsort(1).argsort(1).to(x.device)
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, num_hyperplanes={self._num_hyperplanes}, "

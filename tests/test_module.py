@@ -149,3 +149,24 @@ def test_same_padding_string_is_supported():
     x = torch.randn(1, 4, 7, 7)
     assert rel_error(layer(x), conv(x)) < 1e-5
     assert haste.revert(layer)(x).shape == x[:, :3].shape
+
+
+def test_random_grouping_control_keeps_bucket_counts():
+    from reference import reference_haste_conv
+
+    conv = nn.Conv2d(12, 4, 3, 1, 1).double()
+    layer = HasteConv2d.from_conv(conv, 3).double()
+    x = torch.randn(2, 12, 7, 7, dtype=torch.float64)
+    layer(x)
+    lsh_conv = layer.stats.conv
+    layer.reset_stats()
+    layer.grouping = "random"
+    out = layer(x)
+    assert layer.stats.conv == lsh_conv  # same number of buckets in every patch
+    lsh_out, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                      layer.hyperplanes, 3)
+    assert not torch.allclose(out, lsh_out)  # but other groups
+    assert torch.equal(out, layer(x))  # fixed, reproducible groups
+    layer.grouping = "kmeans"
+    with pytest.raises(ValueError, match="grouping"):
+        layer(x)
