@@ -6,6 +6,7 @@ the hyperplane seed, the number of images, and the package version and commit.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,17 @@ class HasteSettings:
     include_pointwise: bool = False
 
 
+def _provenance(model_name: str, info) -> dict:
+    return {"model": model_name, "weights_source": info.source, "weights_sha256": info.sha256,
+            "haste_version": __version__, "commit": git_commit()}  # fmt: skip
+
+
+def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
+    return convert(model, num_hyperplanes, settings.sparsity, settings.patch_size, skip=settings.skip,
+                   include_pointwise=settings.include_pointwise, seed=seed,
+                   projection=settings.projection, centre=settings.centre, grouping=settings.grouping)
+
+
 def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256):
     """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val)."""
     if models.spec(model_name).dataset == "cifar10":
@@ -63,17 +75,13 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each."""
     model, info = models.load(model_name, weights)
     batches = evaluation_batches(model_name, data, limit, batch_size)
-    provenance = {"model": model_name, "weights_source": info.source, "weights_sha256": info.sha256,
-                  "haste_version": __version__, "commit": git_commit()}  # fmt: skip
+    provenance = _provenance(model_name, info)
     rows = []
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
     if baseline:
         rows.append({**provenance, **dense, "accuracy_drop": 0.0})
     for seed in seeds:
-        converted = convert(model, hyperplanes[0], settings.sparsity, settings.patch_size,
-                            skip=settings.skip, include_pointwise=settings.include_pointwise,
-                            seed=seed, projection=settings.projection, centre=settings.centre,
-                            grouping=settings.grouping)  # fmt: skip
+        converted = _convert(model, settings, hyperplanes[0], seed)
         for num_hyperplanes in hyperplanes:
             set_hyperplanes(converted, num_hyperplanes)
             label = f"{model_name} L={num_hyperplanes} seed={seed}"
@@ -106,7 +114,7 @@ def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.Da
         eligible = group[group.accuracy_drop <= limit]
         if not eligible.empty:
             rows.append(eligible.loc[eligible.flops_reduction.idxmax()])
-    return pd.DataFrame(rows).reset_index(drop=True)
+    return pd.DataFrame(rows, columns=summary.columns).reset_index(drop=True)
 
 
 def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0,
@@ -115,24 +123,20 @@ def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0
                       progress: bool = True) -> pd.DataFrame:  # fmt: skip
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
     model, info = models.load(model_name, weights)
-    converted = convert(model, num_hyperplanes, settings.sparsity, settings.patch_size, skip=settings.skip,
-                        include_pointwise=settings.include_pointwise, seed=seed,
-                        projection=settings.projection, centre=settings.centre,
-                        grouping=settings.grouping)  # fmt: skip
+    converted = _convert(model, settings, num_hyperplanes, seed)
     batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
     edges = torch.linspace(0, 1, bins + 1)
+    provenance = _provenance(model_name, info)
     rows = []
     for name, layer in haste_layers(converted):
         kept = torch.cat([k.flatten() for k in layer.stats.kept_fraction])
         counts = torch.histogram(kept, bins=edges).hist
         for left, right, count in zip(edges[:-1], edges[1:], counts):
-            rows.append({"model": model_name, "weights_sha256": info.sha256, "layer": name,
-                         "in_channels": layer.in_channels, "num_hyperplanes": num_hyperplanes, "seed": seed,
-                         "images": result.images, "bin_left": round(float(left), 4),
-                         "bin_right": round(float(right), 4), "patches": int(count),
-                         "mean_kept": float(kept.mean()), "haste_version": __version__,
-                         "commit": git_commit()})  # fmt: skip
+            rows.append({**provenance, "layer": name, "in_channels": layer.in_channels,
+                         "num_hyperplanes": num_hyperplanes, "seed": seed, "images": result.images,
+                         "bin_left": round(float(left), 4), "bin_right": round(float(right), 4),
+                         "patches": int(count), "mean_kept": float(kept.mean())})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -152,3 +156,44 @@ def available_weights(model_name: str, allow_random: bool) -> str | None:
         if allow_random:
             return None
         raise
+
+
+def l1_pruning_control(model_name: str, hyperplanes: list[int], seeds: list[int], data,
+                       weights: str | None = "default", limit: int | None = None,
+                       settings: HasteSettings = HasteSettings(),
+                       progress: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Control: static, data-free L1-norm pruning of input channels at HASTE's FLOPs, no fine-tuning.
+
+    For every L and seed, HASTE runs first; each of its layers then keeps, in the dense model, its
+    ``round(f * C_in)`` input channels with the largest L1 norm of their filter slices, where ``f``
+    is the fraction of conv FLOPs HASTE kept in that layer. The others are zeroed. Same FLOPs as
+    HASTE without its overhead, but fixed channels for every image and patch.
+    """
+    model, info = models.load(model_name, weights)
+    batches = evaluation_batches(model_name, data, limit)
+    dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
+    provenance = _provenance(model_name, info)
+    rows = []
+    for seed in seeds:
+        converted = _convert(model, settings, hyperplanes[0], seed)
+        for num_hyperplanes in hyperplanes:
+            set_hyperplanes(converted, num_hyperplanes)
+            evaluate(converted, batches, progress=progress, description=f"HASTE L={num_hyperplanes}")
+            pruned, saved = copy.deepcopy(model), 0.0
+            for name, layer in haste_layers(converted):
+                keep = round(layer.stats.conv / layer.stats.dense * layer.in_channels)
+                conv = pruned.get_submodule(name)
+                norms = conv.weight.detach().abs().sum(dim=(0, 2, 3))
+                dropped = norms.argsort(descending=True)[keep:]
+                with torch.no_grad():
+                    conv.weight[:, dropped] = 0
+                saved += layer.stats.dense / layer.stats.images * len(dropped) / layer.in_channels
+            result = evaluate(pruned, batches, progress=progress, description="L1 pruning").to_dict()
+            spent = dense["flops_dense"] - saved
+            reduction = 100 * saved / dense["flops_dense"]
+            rows.append({**provenance, **asdict(settings), "grouping": "l1-pruning",
+                         "num_hyperplanes": num_hyperplanes, "seed": seed, **result,
+                         "flops_haste": spent, "flops_overhead": 0.0, "flops_reduction": reduction,
+                         "flops_reduction_no_overhead": reduction,
+                         "accuracy_drop": dense["accuracy"] - result["accuracy"]})  # fmt: skip
+    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)

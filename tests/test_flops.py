@@ -66,3 +66,15 @@ def test_dense_model_has_zero_reduction():
     assert result.to_dict()["flops_reduction"] == 0
     assert result.to_dict()["flops_reduction_no_overhead"] == 0
     assert result.to_dict()["flops_dense"] == 4 * 3 * 9 * 16 + 4 * 16 * 2
+
+
+def test_operating_points_when_no_l_qualifies():
+    import pandas as pd
+
+    from haste.experiments import operating_points
+
+    summary = pd.DataFrame({"model": ["m", "m"], "accuracy_drop": [3.0, 5.0],
+                            "flops_reduction": [10.0, 20.0]})
+    assert operating_points(summary, {"m": 4.0}).flops_reduction.tolist() == [10.0]
+    empty = operating_points(summary, {"m": 1.0})
+    assert empty.empty and "model" in empty.columns

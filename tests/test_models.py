@@ -92,3 +92,10 @@ def test_imagenet_weights_from_local_file_checked_by_hash_prefix(tmp_path):
     torch.save(models.build("imagenet/resnet18").state_dict(), tmp_path / "resnet18-f37072fd.pth")
     with pytest.raises(ChecksumError):  # random weights under the published name: hash differs
         models.load("imagenet/resnet18", weights_dir=tmp_path, download=False)
+
+
+def test_random_init_is_reproducible():
+    a, info = models.load("cifar10/resnet18", weights=None)
+    b, _ = models.load("cifar10/resnet18", weights=None)
+    assert info.source == "random init"
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

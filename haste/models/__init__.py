@@ -106,7 +106,9 @@ def load(
     or ``None`` for random initialisation.
     """
     model_spec = spec(name)
-    model = model_spec.builder()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # random initialisation is reproducible, and the caller's RNG untouched
+        model = model_spec.builder()
     if weights is None:
         info = WeightsInfo(name, "", "", "random init")
     elif str(weights) != "default":
