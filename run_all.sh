@@ -15,6 +15,7 @@ NOTEBOOKS=(
   03_tradeoff_figure
   04_patch_compression
   05_ablations
+  06_imagenet
 )
 mkdir -p executed
 for name in "${NOTEBOOKS[@]}"; do

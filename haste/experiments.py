@@ -65,15 +65,15 @@ def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | No
     if models.spec(model_name).dataset == "cifar10":
         batches = cifar10_batches(data, "test", batch_size, limit=limit)
         return batches
-    return list(imagenet_val_loader(data, batch_size=batch_size, limit=limit))
+    return imagenet_val_loader(data, batch_size=batch_size, limit=limit)  # streamed, not held
 
 
 def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str | os.PathLike,
           weights: str | None = "default", limit: int | None = None, batch_size: int = 256,
-          settings: HasteSettings = HasteSettings(), baseline: bool = True,
-          progress: bool = True) -> pd.DataFrame:  # fmt: skip
+          settings: HasteSettings = HasteSettings(), baseline: bool = True, progress: bool = True,
+          weights_dir: str | os.PathLike | None = None) -> pd.DataFrame:  # fmt: skip
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each."""
-    model, info = models.load(model_name, weights)
+    model, info = models.load(model_name, weights, weights_dir=weights_dir)
     batches = evaluation_batches(model_name, data, limit, batch_size)
     provenance = _provenance(model_name, info)
     rows = []

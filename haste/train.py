@@ -113,7 +113,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     commit = git_commit()  # the code that started the run; a resumed run keeps it
     if state_path.is_file():
         state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["config"] != asdict(config):
+        # the data may have moved (another checkout, another machine); the recipe may not change
+        recipe = {k: v for k, v in asdict(config).items() if k != "data"}
+        if {k: v for k, v in state["config"].items() if k != "data"} != recipe:
             raise ValueError(f"{state_path} was written with another configuration: "
                              f"{state['config']}; use another --out or the same settings")  # fmt: skip
         model.load_state_dict(state["model"])

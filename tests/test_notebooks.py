@@ -55,3 +55,10 @@ def test_table_figures_and_other_outputs(quick_results):
     ablations = pd.read_csv(quick_results / "ablations.csv")
     assert set(RESULT_COLUMNS + ["variant"]) == set(ablations.columns)
     assert ablations.variant.nunique() >= 3
+
+
+def test_imagenet_quick_run_writes_only_to_quick(quick_results):
+    sweep = pd.read_csv(quick_results / "imagenet_sweep.csv")
+    assert list(sweep.columns) == RESULT_COLUMNS
+    assert (sweep.weights_source == "random init").all() and (sweep.images == 4).all()
+    assert not (quick_results.parent / "imagenet_sweep.csv").exists()
