@@ -34,7 +34,7 @@ def build(path: str, args):
     except (FileNotFoundError, ValueError):
         model, info = models.load(args.model, weights=None)
     if path == "haste":
-        model = haste.convert(model, args.hyperplanes)
+        model = haste.set_execution(haste.convert(model, args.hyperplanes), args.execution)
     return model, info
 
 
@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed batches per block")
     parser.add_argument("--blocks", type=int, default=2, help="blocks per path, alternating")
     parser.add_argument("--hyperplanes", type=int, default=14)
+    parser.add_argument("--execution", default="eval", choices=["eval", "compressed"],
+                        help="HASTE execution path to time")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -95,7 +97,7 @@ def main() -> None:
                     times[path].append(time.perf_counter() - started)
     median = {path: statistics.median(values) for path, values in times.items()}
     info = models["dense"][1]
-    print(f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, "
+    print(f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, {args.execution} path, "
           f"{args.blocks} x {args.rounds} batches of {source}, "
           f"weights: {info.source} {info.sha256[:12]}")  # fmt: skip
     threads = torch.get_num_threads()

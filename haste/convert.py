@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 import pandas as pd
 from torch import nn
 
-from .module import HasteConv2d, unsupported_reason
+from .module import EXECUTION_PATHS, HasteConv2d, unsupported_reason
 
 _SKIP_REASONS = "_haste_skipped"  # attribute on the converted root module: {layer name: reason}
 
@@ -108,6 +108,15 @@ def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
     """Switch merging on or off (off: every HASTE layer computes exactly ``nn.Conv2d``)."""
     for _, layer in haste_layers(model):
         layer.merge = enabled
+    return model
+
+
+def set_execution(model: nn.Module, execution: str) -> nn.Module:
+    """Choose the execution path of every HASTE layer: ``"eval"`` or ``"compressed"``."""
+    if execution not in EXECUTION_PATHS:
+        raise ValueError(f"execution must be one of {list(EXECUTION_PATHS)}, not {execution!r}")
+    for _, layer in haste_layers(model):
+        layer.execution = execution
     return model
 
 

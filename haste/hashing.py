@@ -69,17 +69,24 @@ def bucket_ids(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, sorted_ids[:, -1] + 1
 
 
+def bucket_means(windows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mean of every bucket of ``windows`` ``[rows, pixels, channels]`` grouped by ``ids``.
+
+    Returns ``[rows, pixels, channels]`` with bucket ``b``'s mean in column ``b`` and zeros in the
+    columns of unused bucket ids. Channels last: the scatter runs along the contiguous dimension.
+    """
+    index = ids.unsqueeze(1).expand(-1, windows.shape[1], -1)
+    sums = torch.zeros_like(windows).scatter_add_(2, index, windows)
+    ones = torch.ones_like(ids, dtype=windows.dtype)
+    counts = torch.zeros_like(ones).scatter_add_(1, ids, ones)  # channels per bucket
+    return sums.div_(counts.clamp(min=1).unsqueeze(1))
+
+
 def merge_channels(windows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Replace every channel of ``windows`` ``[rows, pixels, channels]`` by the mean of its bucket.
 
     ``ids`` ``[rows, channels]`` are bucket ids in ``0 .. channels - 1`` (see :func:`bucket_ids`).
-    Returns a tensor shaped like ``windows``. Channels last: the scatter and gather then run along
-    the contiguous dimension, the fastest layout on CPU.
+    Returns a tensor shaped like ``windows``.
     """
-    rows, pixels, channels = windows.shape
-    index = ids.unsqueeze(1).expand(-1, pixels, -1)
-    sums = torch.zeros_like(windows).scatter_add_(2, index, windows)  # [rows, pixels, buckets]
-    ones = torch.ones_like(ids, dtype=windows.dtype)
-    counts = torch.zeros_like(ones).scatter_add_(1, ids, ones)  # channels per bucket
-    inverse = 1.0 / counts.gather(1, ids)  # 1 / size of each channel's bucket, [rows, channels]
-    return sums.gather(2, index).mul_(inverse.unsqueeze(1))
+    index = ids.unsqueeze(1).expand(-1, windows.shape[1], -1)
+    return bucket_means(windows, ids).gather(2, index)

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .functional import Tiling, haste_conv2d
+from .functional import Tiling, haste_conv2d, haste_conv2d_compressed
 from .hashing import draw_hyperplanes
+
+EXECUTION_PATHS = ("eval", "compressed")
 
 
 @dataclass
@@ -50,6 +52,9 @@ class HasteConv2d(nn.Conv2d):
     Attributes (all steerable at run time): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size``
     (output tile side P), ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``,
     ``grouping`` ("lsh"; "random" is a control: LSH's bucket count per patch, random groups),
+    ``execution`` ("eval": fastest for large batches, the merge applied as channel replacement before
+    one GEMM per layer; "compressed": per-tile convolutions at the merged depth, as in the paper;
+    both give the same outputs),
     ``merge`` (False: exactly ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of
     every patch in ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``.
     """
@@ -65,6 +70,7 @@ class HasteConv2d(nn.Conv2d):
         self._seed, self._projection = seed, projection
         self.centre = centre
         self.grouping = grouping
+        self.execution = "eval"
         self.merge = True
         self.record_patches = False
         self.stats = LayerStats()
@@ -145,9 +151,17 @@ class HasteConv2d(nn.Conv2d):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
         if x.ndim != 4:
             raise ValueError(f"HasteConv2d expects [N, C, H, W] input, got shape {tuple(x.shape)}")
-        out, num_buckets = haste_conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                                        self.hyperplanes, self._patch_size, self.centre,
-                                        self._random_ranks(x))  # fmt: skip
+        if self.execution == "eval":
+            out, num_buckets = haste_conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                                            self.hyperplanes, self._patch_size, self.centre,
+                                            self._random_ranks(x))  # fmt: skip
+        elif self.execution == "compressed":
+            if self.grouping != "lsh":
+                raise ValueError("the compressed path runs LSH grouping only")
+            out, num_buckets = haste_conv2d_compressed(x, self.weight, self.bias, self.stride, self.padding,
+                                                       self.hyperplanes, self._patch_size, self.centre)
+        else:
+            raise ValueError(f"execution must be one of {list(EXECUTION_PATHS)}, not {self.execution!r}")
         self._record(x.shape, num_buckets)
         return out
 

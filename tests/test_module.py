@@ -170,3 +170,33 @@ def test_random_grouping_control_keeps_bucket_counts():
     layer.grouping = "kmeans"
     with pytest.raises(ValueError, match="grouping"):
         layer(x)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_compressed_path_matches_loop_and_eval_path(config):
+    c_in, c_out, k, stride, padding, bias, height, width, patch = config
+    conv = nn.Conv2d(c_in, c_out, k, stride, padding, bias=bias).double()
+    layer = HasteConv2d.from_conv(conv, 2, sparsity=0.5, patch_size=patch, seed=1).double()
+    x = torch.randn(3, c_in, height, width, dtype=torch.float64)
+    expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                       layer.hyperplanes, patch)
+    evaluated = layer(x)
+    eval_stats = layer.stats.counts()
+    layer.reset_stats()
+    layer.execution = "compressed"
+    compressed = layer(x)
+    assert rel_error(compressed, expected) < 1e-10
+    assert rel_error(compressed, evaluated) < 1e-10
+    assert layer.stats.counts() == eval_stats
+
+
+def test_compressed_path_float32_model():
+    model = haste.convert(nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1),
+                                        nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1)), 4)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        evaluated = model(x)
+        haste.set_execution(model, "compressed")
+        assert rel_error(model(x), evaluated) < 1e-5
+    with pytest.raises(ValueError, match="execution"):
+        haste.set_execution(model, "fast")
