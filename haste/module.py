@@ -100,19 +100,22 @@ class HasteConv2d(nn.Conv2d):
 
     # --- steering: changing these redraws the hyperplanes from the layer's seed -------------------
     def configure(self, num_hyperplanes=None, sparsity=None, patch_size=None, seed=None, projection=None):
-        if num_hyperplanes is not None:
-            self._num_hyperplanes = int(num_hyperplanes)
-        if sparsity is not None:
-            self._sparsity = float(sparsity)
-        if patch_size is not None:
-            if patch_size < 1:
-                raise ValueError(f"patch_size must be >= 1, not {patch_size}")
-            self._patch_size = int(patch_size)
-        if seed is not None:
-            self._seed = int(seed)
-        if projection is not None:
-            self._projection = projection
-        self.hyperplanes = self._draw().to(self.hyperplanes.device)
+        """Change any of these settings and redraw the hyperplanes; invalid values change nothing."""
+        settings = {
+            "_num_hyperplanes": self._num_hyperplanes if num_hyperplanes is None else int(num_hyperplanes),
+            "_sparsity": self._sparsity if sparsity is None else float(sparsity),
+            "_patch_size": self._patch_size if patch_size is None else int(patch_size),
+            "_seed": self._seed if seed is None else int(seed),
+            "_projection": self._projection if projection is None else projection,
+        }
+        if settings["_patch_size"] < 1:
+            raise ValueError(f"patch_size must be >= 1, not {patch_size}")
+        windows = [(settings["_patch_size"] - 1) * s + k for s, k in zip(self.stride, self.kernel_size)]
+        hyperplanes = draw_hyperplanes(windows[0] * windows[1], settings["_num_hyperplanes"],
+                                       settings["_sparsity"], settings["_seed"], settings["_projection"])
+        for name, value in settings.items():
+            setattr(self, name, value)
+        self.hyperplanes = hyperplanes.to(self.hyperplanes)  # keeps the buffer's device and dtype
         self._cost_cache.clear()
 
     num_hyperplanes = property(lambda self: self._num_hyperplanes,

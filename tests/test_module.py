@@ -200,3 +200,14 @@ def test_compressed_path_float32_model():
         assert rel_error(model(x), evaluated) < 1e-5
     with pytest.raises(ValueError, match="execution"):
         haste.set_execution(model, "fast")
+
+
+def test_invalid_steering_leaves_the_layer_unchanged():
+    layer = HasteConv2d.from_conv(nn.Conv2d(4, 4, 3, padding=1), 6).double()
+    before = layer.hyperplanes.clone()
+    for bad in (dict(num_hyperplanes=0), dict(patch_size=0), dict(sparsity=1.5), dict(projection="x")):
+        with pytest.raises(ValueError):
+            layer.configure(**bad)
+        assert layer.num_hyperplanes == 6 and layer.patch_size == 3 and torch.equal(layer.hyperplanes, before)
+    layer.patch_size = 4
+    assert layer.hyperplanes.shape == (36, 6) and layer.hyperplanes.dtype == torch.float64
