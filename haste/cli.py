@@ -10,48 +10,25 @@ DEFAULT_DATA = "../shared/data/cifar10-jpeg"
 
 def _eval(args) -> int:
     import json
-    import time
 
     import pandas as pd
 
-    import haste
+    from .experiments import HasteSettings, sweep
 
-    from . import models
-    from .data import cifar10_batches, imagenet_val_loader
-    from .train import git_commit
-
-    spec = models.spec(args.model)
-    weights = None if args.weights == "random" else args.weights
-    model, info = models.load(args.model, weights, weights_dir=args.weights_dir)
-    if spec.dataset == "cifar10":
-        batches = cifar10_batches(args.data, "test", args.batch_size, limit=args.limit,
-                                  download=args.download)  # fmt: skip
-    else:
-        batches = imagenet_val_loader(args.data, args.batch_size, limit=args.limit)
-    settings = {"model": args.model, "weights": info.source, "weights_sha256": info.sha256,
-                "sparsity": args.sparsity, "patch_size": args.patch_size, "seed": args.seed,
-                "skip": args.skip, "include_pointwise": args.include_pointwise,
-                "commit": git_commit(), "version": haste.__version__}  # fmt: skip
-    rows = []
-    if args.baseline:
-        result = haste.evaluate(model, batches, description="dense")
-        rows.append({**settings, "num_hyperplanes": None, **result.to_dict()})
-    converted = haste.convert(model, args.hyperplanes[0], args.sparsity, args.patch_size,
-                              skip=args.skip, include_pointwise=args.include_pointwise,
-                              seed=args.seed)  # fmt: skip
-    for num_hyperplanes in args.hyperplanes:
-        haste.set_hyperplanes(converted, num_hyperplanes)
-        started = time.time()
-        result = haste.evaluate(converted, batches, description=f"L={num_hyperplanes}")
-        rows.append({**settings, "num_hyperplanes": num_hyperplanes, **result.to_dict(),
-                     "seconds": round(time.time() - started, 2)})  # fmt: skip
-    columns = ["num_hyperplanes", "accuracy", "images", "flops_dense", "flops_haste",
-               "flops_reduction", "flops_reduction_no_overhead"]  # fmt: skip
-    print(f"{args.model}  weights: {info.source} {info.sha256[:12]}")
-    table = pd.DataFrame(rows)[columns]
-    table["num_hyperplanes"] = [row["num_hyperplanes"] or "dense" for row in rows]
+    settings = HasteSettings(sparsity=args.sparsity, patch_size=args.patch_size, skip=args.skip,
+                             include_pointwise=args.include_pointwise)  # fmt: skip
+    results = sweep(args.model, args.hyperplanes, [args.seed], args.data,
+                    weights=None if args.weights == "random" else args.weights, limit=args.limit,
+                    batch_size=args.batch_size, settings=settings, baseline=args.baseline,
+                    weights_dir=args.weights_dir, download=args.download)  # fmt: skip
+    first = results.iloc[0]
+    print(f"{args.model}  weights: {first.weights_source} {first.weights_sha256[:12]}")
+    table = results[["num_hyperplanes", "accuracy", "images", "flops_dense", "flops_haste",
+                     "flops_reduction", "flops_reduction_no_overhead"]].copy()  # fmt: skip
+    table["num_hyperplanes"] = table.num_hyperplanes.map(lambda v: "dense" if pd.isna(v) else int(v))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.json:
+        rows = results.astype(object).where(results.notna(), None).to_dict("records")
         with open(args.json, "w") as handle:
             json.dump(rows[0] if len(rows) == 1 else rows, handle, indent=2)
     return 0

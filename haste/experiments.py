@@ -60,21 +60,24 @@ def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
                    projection=settings.projection, centre=settings.centre, grouping=settings.grouping)
 
 
-def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256):
+def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256,
+                       download: bool = False):  # fmt: skip
     """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val)."""
     if models.spec(model_name).dataset == "cifar10":
-        batches = cifar10_batches(data, "test", batch_size, limit=limit)
-        return batches
+        return cifar10_batches(data, "test", batch_size, limit=limit, download=download)
     return imagenet_val_loader(data, batch_size=batch_size, limit=limit)  # streamed, not held
 
 
 def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str | os.PathLike,
           weights: str | None = "default", limit: int | None = None, batch_size: int = 256,
           settings: HasteSettings = HasteSettings(), baseline: bool = True, progress: bool = True,
-          weights_dir: str | os.PathLike | None = None) -> pd.DataFrame:  # fmt: skip
-    """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each."""
+          weights_dir: str | os.PathLike | None = None, download: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
+
+    The dense model is always evaluated (for ``accuracy_drop``); ``baseline`` adds its row.
+    """
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
-    batches = evaluation_batches(model_name, data, limit, batch_size)
+    batches = evaluation_batches(model_name, data, limit, batch_size, download)
     provenance = _provenance(model_name, info)
     rows = []
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
