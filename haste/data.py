@@ -21,11 +21,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HASTE_CACHE", Path.home() / ".cache" / "haste"))
 
 
-def _atomic_save(obj, path: Path) -> None:
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` through a temporary file, so a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash never leaves a half-written cache behind
+    os.replace(tmp, path)
 
 
 def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +71,7 @@ def load_cifar10(root: str | os.PathLike, split: str = "test", download: bool = 
             except Exception:
                 cached.unlink()  # a corrupt cache is rebuilt, not trusted
         images, labels = _decode_image_folder(split_dir)
-        _atomic_save({"images": images, "labels": labels}, cached)
+        atomic_save({"images": images, "labels": labels}, cached)
         return images, labels
     from torchvision.datasets import CIFAR10
 

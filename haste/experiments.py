@@ -18,7 +18,7 @@ from . import __version__, models
 from .convert import convert, haste_layers, set_hyperplanes
 from .data import cifar10_batches, imagenet_val_loader
 from .evaluate import evaluate
-from .train import git_commit
+from .provenance import git_commit
 
 RESULT_COLUMNS = [
     "model", "weights_source", "weights_sha256", "num_hyperplanes", "sparsity", "patch_size",
