@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hashing import bucket_ids, bucket_means, codes_from_projections, merge_channels
+from .hashing import bucket_ids, codes_from_projections, merge_channels
 
 
 @dataclass(frozen=True)
@@ -203,55 +203,3 @@ def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, 
     columns = merged.view(-1, channels).index_select(0, column_index)
     kh, kw = tiling.kernel_size
     return columns.view(-1, kh * kw * channels), num_buckets.view(n, tiles)
-
-
-# Tiles are processed in groups whose merged filters take about this many floats.
-COMPRESSED_GROUP_FLOATS = 1 << 20
-
-
-def haste_conv2d_compressed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                            stride: tuple[int, int], padding: tuple[int, int], hyperplanes: torch.Tensor,
-                            patch_size: int, centre: bool = True,
-                            ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Compressed path: the same result as :func:`haste_conv2d`, computed as the paper describes it.
-
-    Every tile's channels are merged into its ``m`` buckets (inputs averaged, filter slices summed)
-    and the tile is convolved at depth ``m``, so the multiply-adds shrink with the bucket count.
-    Tiles are sorted by ``m`` and batched in groups padded to the group's largest ``m``.
-    """
-    n, channels = x.shape[:2]
-    c_out, c_in, kh, kw = weight.shape
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
-    (tiles_h, tiles_w), win_w, (out_h, out_w) = tiling.tiles, tiling.window[1], tiling.out_size
-    windows = extract_windows(x, tiling)  # [N, T, pixels, C]
-    tiles, pixels = windows.shape[1:3]
-    codes = hash_windows(windows, hyperplanes, centre)
-    ids, num_buckets = bucket_ids(codes.view(n * tiles, channels))
-    means = bucket_means(windows.view(n * tiles, pixels, channels), ids)  # merged inputs, zero-padded
-    # im2col inside a tile: output pixel (i, j) and kernel offset (u, v) read window pixel
-    # (i * sh + u, j * sw + v); the same for every tile
-    rows = (torch.arange(patch_size) * stride[0])[:, None, None, None] + torch.arange(kh)[None, None, :, None]
-    cols = (torch.arange(patch_size) * stride[1])[None, :, None, None] + torch.arange(kw)[None, None, None, :]
-    local_index = (rows * win_w + cols).flatten().to(x.device)  # [P * P * kh * kw]
-    filters = weight.permute(2, 3, 1, 0).reshape(kh * kw, c_in, c_out)  # [k^2, C_in, C_out]
-    out_tiles = x.new_empty(n * tiles, patch_size * patch_size, c_out)
-    order = num_buckets.argsort()
-    start = 0
-    group = max(1, COMPRESSED_GROUP_FLOATS // (kh * kw * c_in * c_out))
-    while start < len(order):
-        members = order[start : start + group]
-        depth = int(num_buckets[members].max())
-        group_ids = ids[members]  # [G, C_in]
-        merged_filters = x.new_zeros(len(members), kh * kw, depth, c_out)
-        merged_filters.scatter_add_(
-            2, group_ids[:, None, :, None].expand(-1, kh * kw, -1, c_out),
-            filters.unsqueeze(0).expand(len(members), -1, -1, -1))  # sum of each bucket's slices
-        merged_inputs = means[members, :, :depth]  # [G, pixels, m]
-        columns = merged_inputs[:, local_index].reshape(len(members), patch_size * patch_size, -1)
-        out_tiles[members] = columns @ merged_filters.view(len(members), kh * kw * depth, c_out)
-        start += len(members)
-    if bias is not None:
-        out_tiles += bias
-    out = out_tiles.view(n, tiles_h, tiles_w, patch_size, patch_size, c_out)
-    out = out.permute(0, 1, 3, 2, 4, 5).reshape(n, tiles_h * patch_size, tiles_w * patch_size, c_out)
-    return out[:, :out_h, :out_w].permute(0, 3, 1, 2), num_buckets.view(n, tiles)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .functional import Tiling, haste_conv2d, haste_conv2d_compressed
+from .compressed import haste_conv2d_compressed
+from .functional import Tiling, haste_conv2d
 from .hashing import draw_hyperplanes
 
 EXECUTION_PATHS = ("eval", "compressed")

@@ -5,6 +5,7 @@ from torch import nn
 
 import haste
 from haste import HasteConv2d
+from haste.compressed import haste_conv2d_compressed
 
 
 def rel_error(a, b):
@@ -188,6 +189,31 @@ def test_compressed_path_matches_loop_and_eval_path(config):
     assert rel_error(compressed, expected) < 1e-10
     assert rel_error(compressed, evaluated) < 1e-10
     assert layer.stats.counts() == eval_stats
+    # both backends directly, without gradients (where "auto" would pick numba on CPU)
+    with torch.no_grad():
+        results = [haste_conv2d_compressed(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                           layer.hyperplanes, patch, backend=backend)
+                   for backend in ("torch", "numba")]
+    for out, _ in results:
+        assert rel_error(out, expected) < 1e-10
+    assert torch.equal(results[0][1], results[1][1])  # same bucket counts
+
+
+def test_compressed_backend_choice_and_refusals():
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    layer = HasteConv2d.from_conv(conv, 3)
+    x = torch.randn(2, 4, 7, 7)
+    args = (conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3)
+    with pytest.raises(ValueError, match="backend"):
+        haste_conv2d_compressed(x, *args, backend="cuda")
+    with pytest.raises(ValueError, match="without gradients"):
+        haste_conv2d_compressed(x, *args, backend="numba")  # weight requires grad
+    with pytest.raises(ValueError, match="float32/float64"):
+        with torch.no_grad():
+            haste_conv2d_compressed(x.half(), *args, backend="numba")
+    out, _ = haste_conv2d_compressed(x, *args)  # auto: torch, because the weight needs gradients
+    out.sum().backward()
+    assert conv.weight.grad is not None
 
 
 def test_compressed_path_float32_model():

@@ -1,0 +1,306 @@
+"""Wall time of dense against both HASTE execution paths, on one machine in one run.
+
+    python benchmarks/speed.py [--quick] [--threads 2] [--parts layers cifar imagenet]
+
+Writes ``results/speed/layers.csv`` and ``results/speed/models.csv`` (``results/quick/speed`` with
+``--quick``) and a figure of the measured speed-up against the ideal one.
+
+* ``layers``: one 3x3 conv (stride 1, padding 1, C_in = C_out) over a grid of channel counts,
+  spatial sizes, L, batch sizes and two synthetic input kinds that bracket a trained network:
+  ``iid`` (ReLU of i.i.d. Gaussian noise: no channel is like another, HASTE's worst case) and
+  ``redundant`` (every channel one of ``C/4`` base channels plus 5% noise: HASTE's good case).
+  The bucket counts they give are reported as ``kept_fraction``.
+* ``cifar``: CIFAR-10 ResNet34 and VGG19-BN at batch 1 and 256, on CIFAR-10 test images (random
+  images if the data is absent), with the shipped stand-in weights (random init where none).
+* ``imagenet``: ImageNet ResNet50 at 224x224, batch 1 and 32, torchvision weights if they are
+  cached (random init otherwise), random images.
+
+Timing: every case builds the three paths, runs each once untimed, then times them in turn
+(dense, eval, compressed, dense, ...) and keeps the median. FLOPs count one multiply-add as one
+FLOP, as everywhere in haste; ``gflops_per_s`` is the FLOPs a path is counted for (dense FLOPs for
+dense, HASTE FLOPs with overhead for both HASTE paths) over its median time. ``ideal_speedup`` is
+``1 / (1 - reduction)``. Peak memory (models only): every path runs once more in a child process
+of its own, whose peak resident set size (``VmHWM``: torch, model, data and the forward pass) is
+reported. Torch's and numba's thread counts are pinned
+to ``--threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import haste
+from haste import models
+from haste.data import cifar10_batches
+from haste.flops import flop_report
+from haste.provenance import git_commit
+
+PATHS = ("dense", "eval", "compressed")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def time_paths(modules: dict[str, nn.Module], inputs: torch.Tensor, reps: int) -> dict[str, float]:
+    """Median wall time of every module on ``inputs``, timed in turn after one untimed run each."""
+    times = {path: [] for path in modules}
+    with torch.inference_mode():
+        for module in modules.values():
+            module(inputs)
+        for _ in range(reps):
+            for path, module in modules.items():
+                started = time.perf_counter()
+                module(inputs)
+                times[path].append(time.perf_counter() - started)
+    return {path: statistics.median(values) for path, values in times.items()}
+
+
+def haste_paths(dense: nn.Module, hyperplanes: int, **options) -> dict[str, nn.Module]:
+    converted = haste.convert(copy.deepcopy(dense), hyperplanes, **options)
+    compressed = haste.set_execution(copy.deepcopy(converted), "compressed")
+    return {"dense": dense, "eval": converted, "compressed": compressed}
+
+
+def measured_reduction(model: nn.Module, inputs: torch.Tensor) -> tuple[float, float, float]:
+    """FLOP reduction (%), dense and HASTE FLOPs per image, and the conv FLOPs kept, on ``inputs``."""
+    haste.reset_stats(model)
+    with torch.inference_mode():
+        model(inputs)
+    if isinstance(model, haste.HasteConv2d):
+        stats = model.stats
+        per_image = stats.dense / stats.images, stats.total / stats.images
+        return 100 * (1 - stats.total / stats.dense), *per_image, stats.conv / stats.dense
+    report = flop_report(model, tuple(inputs.shape[1:]))
+    kept = float((report.layers["flops_conv"].sum()) / report.layers["flops_dense"].sum())
+    return report.reduction, report.model_dense, report.model_haste, kept
+
+
+def result_row(times, reduction, dense_flops, haste_flops, kept, batch) -> list[dict]:
+    rows = []
+    for path, seconds in times.items():
+        flops = (dense_flops if path == "dense" else haste_flops) * batch
+        rows.append({"path": path, "median_s": seconds, "ratio_to_dense": seconds / times["dense"],
+                     "speedup": times["dense"] / seconds, "gflops_per_s": flops / seconds / 1e9,
+                     "flops_reduction": 0.0 if path == "dense" else reduction,
+                     "ideal_speedup": 1.0 if path == "dense" else 1 / (1 - reduction / 100),
+                     "kept_fraction": 1.0 if path == "dense" else kept})  # fmt: skip
+    return rows
+
+
+def layer_grid(quick: bool) -> list[tuple[int, int, int, int]]:
+    """(channels, spatial size, L, batch) cases."""
+    shapes = [(64, 32), (256, 8)] if quick else \
+        [(64, 56), (64, 16), (128, 28), (128, 8), (256, 14), (256, 4), (512, 7), (512, 2)]  # fmt: skip
+    hyperplanes = [14] if quick else [8, 14, 20]
+    batches = [1] if quick else [1, 32]
+    return [(c, s, L, b, kind) for (c, s), L, b, kind in
+            itertools.product(shapes, hyperplanes, batches, INPUT_KINDS)]  # fmt: skip
+
+
+INPUT_KINDS = ("iid", "redundant")
+
+
+def layer_inputs(kind: str, batch: int, channels: int, size: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    if kind == "iid":
+        return torch.randn(batch, channels, size, size, generator=generator).relu_()
+    base = torch.randn(batch, channels // 4, size, size, generator=generator)
+    noise = torch.randn(batch, channels, size, size, generator=generator)
+    return (base.repeat_interleave(4, dim=1) + 0.05 * noise).relu_()
+
+
+def bench_layers(args) -> list[dict]:
+    rows = []
+    for channels, size, num_hyperplanes, batch, kind in tqdm(layer_grid(args.quick), desc="layers"):
+        torch.manual_seed(0)
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
+        inputs = layer_inputs(kind, batch, channels, size)
+        modules = haste_paths(conv, num_hyperplanes, skip=0)
+        times = time_paths(modules, inputs, args.reps)
+        reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
+        for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
+            rows.append({"channels": channels, "size": size, "num_hyperplanes": num_hyperplanes,
+                         "batch": batch, "inputs": kind, **row})  # fmt: skip
+    return rows
+
+
+def model_cases(parts, quick: bool) -> list[tuple[str, int]]:
+    cases = []
+    if "cifar" in parts:
+        cases += [(name, batch) for name in ("cifar10/resnet34", "cifar10/vgg19_bn")
+                  for batch in ((1, 32) if quick else (1, 256))]  # fmt: skip
+    if "imagenet" in parts:
+        cases += [("imagenet/resnet50", batch) for batch in ((1,) if quick else (1, 32))]
+    return cases
+
+
+def load_model(name: str) -> tuple[nn.Module, str]:
+    try:
+        model, info = models.load(name, download=False)
+        return model.eval(), f"{info.source} {info.sha256[:12]}"
+    except (FileNotFoundError, ValueError, RuntimeError, OSError):
+        model, info = models.load(name, weights=None)
+        return model.eval(), "random init (no checkpoint found)"
+
+
+def model_inputs(name: str, batch: int, data: str) -> tuple[torch.Tensor, str]:
+    if name.startswith("cifar10/"):
+        try:
+            images, _ = next(iter(cifar10_batches(data, "test", batch, limit=batch)))
+            return images, "CIFAR-10 test images"
+        except FileNotFoundError:
+            pass
+    size = models.spec(name).input_size
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)), "random images"
+
+
+def peak_memory_child(name, batch, path, args, queue) -> None:
+    pin_threads(args.threads)
+    model, _ = load_model(name)
+    if path != "dense":
+        model = haste.set_execution(haste.convert(model, args.hyperplanes), path)
+    inputs, _ = model_inputs(name, batch, args.data)
+    with torch.inference_mode():
+        model(inputs)
+    queue.put(peak_resident_mib())
+
+
+def peak_resident_mib() -> float:
+    """This process's peak resident set size. ``VmHWM`` belongs to the process image, whereas
+    ``getrusage``'s ``ru_maxrss`` survives ``exec`` and so carries the parent's peak into a spawned
+    child (measured: every child reported the parent's size)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_models(args) -> list[dict]:
+    rows = []
+    context = mp.get_context("spawn")
+    for name, batch in tqdm(model_cases(args.parts, args.quick), desc="models"):
+        model, weights = load_model(name)
+        inputs, source = model_inputs(name, batch, args.data)
+        modules = haste_paths(model, args.hyperplanes)
+        reps = args.reps if batch == 1 else max(1, args.reps // 5)
+        times = time_paths(modules, inputs, reps)
+        reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
+        memory = {}
+        for path in PATHS:
+            queue = context.Queue()
+            process = context.Process(target=peak_memory_child, args=(name, batch, path, args, queue))
+            process.start()
+            memory[path] = queue.get()
+            process.join()
+        for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
+            rows.append({"model": name, "weights": weights, "inputs": source, "batch": batch,
+                         "num_hyperplanes": args.hyperplanes, "timed_runs": reps, **row,
+                         "peak_mib": memory[row["path"]]})  # fmt: skip
+    return rows
+
+
+def pin_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    from haste import compressed
+
+    if compressed.numba is not None:
+        compressed.numba.set_num_threads(min(threads, compressed.numba.config.NUMBA_NUM_THREADS))
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"device": f"cpu: {cpu}", "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "commit": git_commit()}  # fmt: skip
+
+
+def write(rows: list[dict], path: Path, context: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for key, value in context.items():
+        frame[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # never a half-written CSV under its real name
+    frame.to_csv(partial, index=False, float_format="%.6g")
+    os.replace(partial, path)
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    return frame
+
+
+def plot(layers: pd.DataFrame | None, model_rows: pd.DataFrame | None, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from haste.plotting import save_figure
+
+    frames = [f for f in (layers, model_rows) if f is not None and not f.empty]
+    if not frames:
+        return
+    figure, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 4.2), squeeze=False)
+    for axis, frame in zip(axes[0], frames):
+        haste_rows = frame[frame["path"] != "dense"]
+        sns.scatterplot(data=haste_rows, x="ideal_speedup", y="speedup", hue="path", style="batch", ax=axis)
+        top = max(1.05, float(haste_rows[["ideal_speedup", "speedup"]].max().max()) * 1.05)
+        axis.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="ideal")
+        axis.axhline(1.0, color="black", lw=0.8)
+        axis.set(xscale="log", yscale="log", xlabel="ideal speed-up 1 / (1 - FLOP reduction)",
+                 ylabel="measured speed-up over dense",
+                 title="single 3x3 layers" if "channels" in frame else "whole models")  # fmt: skip
+    figure.tight_layout()
+    save_figure(figure, out, "speedup")
+    print(f"wrote {out / 'speedup'}.png/.pdf")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
+    parser.add_argument("--parts", nargs="+", default=["layers", "cifar", "imagenet"],
+                        choices=["layers", "cifar", "imagenet"])
+    parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (pinned)")
+    parser.add_argument("--reps", type=int, default=None, help="timed runs per path (default 10, quick 2)")
+    parser.add_argument("--hyperplanes", type=int, default=14, help="L for the model cases")
+    parser.add_argument("--data", default=str(REPO.parent / "shared/data/cifar10-jpeg"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.reps = args.reps or (2 if args.quick else 10)
+    out = args.out or REPO / "results" / ("quick/speed" if args.quick else "speed")
+    pin_threads(args.threads)
+    context = machine()
+    print(f"{context['device']}, {context['threads']} threads, torch {context['torch']}, "
+          f"python {sys.version.split()[0]}, commit {context['commit']}")  # fmt: skip
+    layers = model_rows = None
+    if "layers" in args.parts:
+        layers = write(bench_layers(args), out / "layers.csv", context)
+    if {"cifar", "imagenet"} & set(args.parts):
+        model_rows = write(bench_models(args), out / "models.csv", context)
+        print(model_rows[["model", "batch", "path", "median_s", "speedup", "ideal_speedup", "peak_mib"]]
+              .to_string(index=False))  # fmt: skip
+    plot(layers, model_rows, out)
+
+
+if __name__ == "__main__":
+    main()
