@@ -1,0 +1,27 @@
+"""The speed benchmark runs end to end and its CSV is internally consistent (not a timing test)."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import speed  # noqa: E402
+
+
+def test_layer_benchmark_writes_consistent_csv(tmp_path, monkeypatch):
+    monkeypatch.setattr(speed, "layer_grid", lambda quick: [(16, 8, 6, 2, "iid"), (16, 8, 6, 2, "redundant")])
+    speed.main(["--quick", "--parts", "layers", "--reps", "1", "--threads", "1", "--out", str(tmp_path)])
+    rows = pd.read_csv(tmp_path / "layers.csv")
+    assert (tmp_path / "speedup.png").exists()
+    assert len(rows) == 6 and set(rows["path"]) == {"dense", "eval", "compressed"}
+    for _, case in rows.groupby("inputs"):
+        dense = case[case["path"] == "dense"].iloc[0]
+        assert dense["ratio_to_dense"] == 1 and dense["flops_reduction"] == 0
+        for _, row in case.iterrows():
+            assert row["ratio_to_dense"] == pytest.approx(row["median_s"] / dense["median_s"], rel=1e-4)
+            assert row["ideal_speedup"] == pytest.approx(1 / (1 - row["flops_reduction"] / 100), rel=1e-4)
+    assert (rows["threads"] == 1).all() and rows["commit"].notna().all()
+    kept = rows[rows["path"] == "eval"].set_index("inputs")["kept_fraction"]
+    assert kept["redundant"] < kept["iid"]  # copied channels share buckets: the inputs do what they say
