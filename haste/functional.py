@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import fused
 from .hashing import bucket_ids, codes_from_projections, merge_channels
 
 
@@ -177,12 +178,29 @@ def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     matrix = weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)  # rows ordered (kh, kw, c)
     image_bytes = tiles_h * tiles_w * win_h * win_w * channels * x.element_size()
     chunk = max(1, CHUNK_BYTES // image_bytes)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    use_kernel = random_ranks is None and fused.available(x, needs_grad)
+    out = None if needs_grad else x.new_empty(n * out_h * out_w, c_out)
     outs, buckets = [], []
-    for part in x.split(chunk):
-        columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre, random_ranks)
-        outs.append(columns @ matrix if bias is None else torch.addmm(bias, columns, matrix))
-        buckets.append(part_buckets)
-    out = torch.cat(outs) if len(outs) > 1 else outs[0]
+    for start in range(0, n, chunk):
+        part = x[start : start + chunk]
+        if use_kernel:  # CPU inference: hashing, merging and im2col in one pass per tile
+            columns = x.new_empty(len(part) * out_h * out_w, kh * kw * channels)
+            padded = pad_to_tiles(part, tiling)
+            buckets.append(fused.merged_columns(padded, tiling, hyperplanes, centre, columns))
+        else:
+            columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre, random_ranks)
+            buckets.append(part_buckets)
+        if out is None:  # with gradients (out= is not differentiable)
+            outs.append(columns @ matrix if bias is None else torch.addmm(bias, columns, matrix))
+            continue
+        rows = out[start * out_h * out_w : (start + len(part)) * out_h * out_w]  # no concatenation pass
+        if bias is None:
+            torch.mm(columns, matrix, out=rows)
+        else:
+            torch.addmm(bias, columns, matrix, out=rows)
+    if out is None:
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
     return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), torch.cat(buckets)
 
 

@@ -4,7 +4,7 @@ from reference import reference_haste_conv
 from torch import nn
 
 import haste
-from haste import HasteConv2d
+from haste import HasteConv2d, fused
 from haste.compressed import haste_conv2d_compressed
 
 
@@ -23,39 +23,51 @@ CONFIGS = [  # (c_in, c_out, kernel, stride, padding, bias, height, width, patch
 ]
 
 
+# "inference": no gradients, so on CPU the fused numba kernel (haste/fused.py) runs instead of torch ops
 @pytest.mark.parametrize("config", CONFIGS)
-@pytest.mark.parametrize("num_hyperplanes", [1, 3])
-def test_matches_per_patch_loop(config, num_hyperplanes):
+@pytest.mark.parametrize("num_hyperplanes", [1, 3, 40])
+@pytest.mark.parametrize("inference", [False, True])
+def test_matches_per_patch_loop(config, num_hyperplanes, inference):
     c_in, c_out, k, stride, padding, bias, height, width, patch = config
     conv = nn.Conv2d(c_in, c_out, k, stride, padding, bias=bias).double()
     layer = HasteConv2d.from_conv(conv, num_hyperplanes, sparsity=0.5, patch_size=patch, seed=2).double()
+    layer.record_patches = True
     x = torch.randn(2, c_in, height, width, dtype=torch.float64)
     expected, buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
                                              layer.hyperplanes, patch)
-    out = layer(x)
+    assert fused.available(x, needs_grad=not inference) == inference  # which path runs
+    with torch.set_grad_enabled(not inference):
+        out = layer(x)
     assert out.shape == conv(x).shape
     assert rel_error(out, expected) < 1e-10
     assert layer.stats.patches == len(buckets)
-    assert min(buckets) < c_in  # merging did happen, so the comparison means something
+    kept = torch.cat([k.flatten() for k in layer.stats.kept_fraction]).sort().values
+    assert torch.allclose(kept, (torch.tensor(buckets, dtype=kept.dtype) / c_in).sort().values)
+    if num_hyperplanes < 40:
+        assert min(buckets) < c_in  # merging did happen, so the comparison means something
 
 
-def test_matches_per_patch_loop_float32_channels_last():
+@pytest.mark.parametrize("inference", [False, True])
+def test_matches_per_patch_loop_float32_channels_last(inference):
     conv = nn.Conv2d(16, 8, 3, 1, 1)
     layer = HasteConv2d.from_conv(conv, 4, patch_size=3, seed=5)
     x = torch.randn(3, 16, 10, 10)
     expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
                                        layer.hyperplanes, 3)
-    out = layer(x.contiguous(memory_format=torch.channels_last))
+    with torch.set_grad_enabled(not inference):
+        out = layer(x.contiguous(memory_format=torch.channels_last))
     assert rel_error(out, expected) < 1e-5
 
 
-def test_without_centring_matches_loop():
+@pytest.mark.parametrize("inference", [False, True])
+def test_without_centring_matches_loop(inference):
     conv = nn.Conv2d(6, 3, 3, 1, 1).double()
     layer = HasteConv2d.from_conv(conv, 3, centre=False).double()
     x = torch.randn(1, 6, 7, 7, dtype=torch.float64)
     expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
                                        layer.hyperplanes, 3, centre=False)
-    assert rel_error(layer(x), expected) < 1e-10
+    with torch.set_grad_enabled(not inference):
+        assert rel_error(layer(x), expected) < 1e-10
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
