@@ -4,7 +4,9 @@ Evaluation path: every channel of every patch window is replaced by the mean of 
 window is convolved with the original filter. Because convolution is linear in the input channels,
 ``sum_c W_c * mean_{B(c)} X == sum_B (sum_{c in B} W_c) * mean_B X``: exactly the merged-depth
 convolution of the paper. It runs as one GEMM per layer (and chunk of images) over the im2col rows
-of the merged windows, with a row for every valid output pixel only.
+of the merged windows, with a row for every valid output pixel only. Those rows come from the
+fused numba kernel of :mod:`haste.fused` for CPU inference, and from the torch ops below otherwise
+(gradients, GPU, the random-grouping control).
 """
 
 from __future__ import annotations
