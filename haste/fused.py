@@ -3,8 +3,9 @@
 The torch version (:func:`haste.functional._merged_columns`) runs about ten whole-tensor passes
 (window gather, projections, comparisons, sort, scatters, gathers); they are memory-bound and took
 more time than the GEMM they feed. Here every tile is done in one go while its window sits in cache:
-copy the window, project its channels on the hyperplanes, pack the codes, sort them, average every
-run of equal codes, and write the merged values straight into the tile's im2col rows.
+copy the window, project its channels on the hyperplanes, pack the codes, number the distinct codes
+through a small hash table, average every bucket, and write the merged values straight into the
+tile's im2col rows. Parallel over blocks of tiles, with torch's thread count.
 The codes are the same as the torch version's up to float rounding of projections within ~1e-7 of
 zero (summation order differs); tests compare both with a per-patch loop.
 """
