@@ -53,14 +53,29 @@ def merged_columns(padded: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tens
 
 if numba is not None:
 
+    @numba.njit(cache=True)
+    def scratch(pixels, channels, num_planes, dtype):
+        """Buffers of :func:`tile_buckets` for one tile at a time (allocate once, reuse per tile)."""
+        slots = 4
+        while slots < 2 * channels:
+            slots *= 2
+        return (np.empty((pixels, channels), dtype=dtype),  # window
+                np.empty((num_planes, channels), dtype=dtype),  # projections
+                np.empty(pixels, dtype=dtype),  # per-pixel channel sums
+                np.empty(channels, dtype=np.int64),  # codes
+                np.empty(channels, dtype=np.int64),  # bucket id of every channel
+                np.empty(channels, dtype=dtype),  # channels per bucket
+                np.empty(slots, dtype=np.int64),  # hash table: bucket id of a code, -1 where empty
+                np.empty(slots, dtype=np.int64))  # hash table: a channel holding that code
+
     @numba.njit(inline="always", cache=True)
-    def _merge_tile(padded, planes, centre, tiles_w, patch, stride_h, stride_w, win_h, win_w, kh, kw,
-                    out_h, out_w, columns, num_buckets, image, tile, r, window, projections, merged,
-                    pixel_sums, codes, ids, sums, counts, table, table_owner):  # fmt: skip
+    def tile_buckets(padded, planes, centre, image, top, left, win_h, win_w, window, projections,
+                     pixel_sums, codes, ids, counts, table, table_owner):  # fmt: skip
+        """Hash one tile: copy its window from ``padded`` ``[N, H_p, W_p, C]`` into ``window``
+        ``[pixels, C]``, fill ``ids`` (bucket of every channel, numbered by first appearance) and
+        ``counts`` (channels per bucket). Returns the number of buckets."""
         pixels, num_planes = planes.shape
         channels = window.shape[1]
-        tile_row, tile_col = tile // tiles_w, tile % tiles_w
-        top, left = tile_row * patch * stride_h, tile_col * patch * stride_w
         for a in range(win_h):
             for b in range(win_w):
                 target, source = window[a * win_w + b], padded[image, top + a, left + b]
@@ -117,6 +132,20 @@ if numba is not None:
             counts[bucket] = 0.0
         for c in range(channels):
             counts[ids[c]] += 1.0
+        return buckets
+
+    @numba.njit(inline="always", cache=True)
+    def _merge_tile(padded, planes, centre, tiles_w, patch, stride_h, stride_w, win_h, win_w, kh, kw,
+                    out_h, out_w, columns, num_buckets, image, tile, r, window, projections, merged,
+                    pixel_sums, codes, ids, sums, counts, table, table_owner):  # fmt: skip
+        pixels = planes.shape[0]
+        channels = window.shape[1]
+        tile_row, tile_col = tile // tiles_w, tile % tiles_w
+        top, left = tile_row * patch * stride_h, tile_col * patch * stride_w
+        buckets = tile_buckets(padded, planes, centre, image, top, left, win_h, win_w, window, projections,
+                               pixel_sums, codes, ids, counts, table, table_owner)  # fmt: skip
+        # per pixel one scatter-add and one gather over the channels (a loop per bucket and pixel
+        # was 4x slower: most buckets hold one or two channels)
         for p in range(pixels):
             source, target = window[p], merged[p]
             for bucket in range(buckets):
@@ -151,19 +180,10 @@ if numba is not None:
         total = images * tiles
         blocks = min(total, blocks)
         for block in numba.prange(blocks):
-            window = np.empty((pixels, channels), dtype=padded.dtype)
-            projections = np.empty((num_planes, channels), dtype=padded.dtype)
+            window, projections, pixel_sums, codes, ids, counts, table, table_owner = scratch(
+                pixels, channels, num_planes, padded.dtype)
             merged = np.empty((pixels, channels), dtype=padded.dtype)
-            pixel_sums = np.empty(pixels, dtype=padded.dtype)
-            codes = np.empty(channels, dtype=np.int64)
-            ids = np.empty(channels, dtype=np.int64)
             sums = np.empty(channels, dtype=padded.dtype)
-            counts = np.empty(channels, dtype=padded.dtype)
-            slots = 4
-            while slots < 2 * channels:
-                slots *= 2
-            table = np.empty(slots, dtype=np.int64)  # bucket id of a code, -1 where empty
-            table_owner = np.empty(slots, dtype=np.int64)  # a channel holding that code
             for r in range(block * total // blocks, (block + 1) * total // blocks):
                 _merge_tile(padded, planes, centre, tiles_w, patch, stride_h, stride_w, win_h, win_w, kh, kw,
                             out_h, out_w, columns, num_buckets, r // tiles, r % tiles, r, window,
