@@ -260,7 +260,7 @@ def plot(layers: pd.DataFrame | None, model_rows: pd.DataFrame | None, out: Path
     frames = [f for f in (layers, model_rows) if f is not None and not f.empty]
     if not frames:
         return
-    figure, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 4.2), squeeze=False)
+    figure, axes = plt.subplots(1, len(frames), figsize=(7 * len(frames), 4.2), squeeze=False)
     for axis, frame in zip(axes[0], frames):
         haste_rows = frame[frame["path"] != "dense"]
         sns.scatterplot(data=haste_rows, x="ideal_speedup", y="speedup", hue="path", style="batch", ax=axis)
@@ -270,7 +270,7 @@ def plot(layers: pd.DataFrame | None, model_rows: pd.DataFrame | None, out: Path
         axis.set(ylim=(0, None), xlabel="ideal speed-up 1 / (1 - FLOP reduction)",
                  ylabel="measured speed-up over dense (>1: faster)",
                  title="single 3x3 layers" if "channels" in frame else "whole models")  # fmt: skip
-        axis.legend(fontsize="small", loc="upper left")
+        axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: hides no point
     figure.tight_layout()
     save_figure(figure, out, "speedup")
     print(f"wrote {out / 'speedup'}.png/.pdf")
