@@ -115,7 +115,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: same masks after a resume
         train_batches.set_epoch(epoch)
         model.train()
-        started = time.time()
+        started, started_cpu = time.time(), time.process_time()
         loss_sum, correct, count = 0.0, 0, 0
         bar = tqdm(train_batches, desc=f"{config.model} epoch {epoch + 1}/{config.epochs}",
                    disable=not progress, leave=False)  # fmt: skip
@@ -135,7 +135,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         test_acc, test_loss = accuracy(model, test_batches, device, config.bf16)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100 * correct / count,
                "test_loss": test_loss, "test_acc": test_acc, "lr": scheduler.get_last_lr()[0],
-               "seconds": time.time() - started}  # fmt: skip
+               "seconds": time.time() - started,  # wall time: counts pauses and a busy machine
+               "cpu_seconds": time.process_time() - started_cpu}  # CPU time of all threads  # fmt: skip
         log.append(row)
         _atomic_save({"config": asdict(config), "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -150,7 +151,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
 
 
 MANIFEST_FIELDS = ["model", "file", "sha256", "test_accuracy", "epochs", "recipe", "data_source",
-                   "train_commit", "train_hours"]  # fmt: skip
+                   "train_commit", "train_hours", "train_cpu_hours"]  # fmt: skip
 
 
 def export(run_dir: str | os.PathLike, weights_dir: str | os.PathLike | None = None) -> dict:
@@ -184,6 +185,9 @@ def export(run_dir: str | os.PathLike, weights_dir: str | os.PathLike | None = N
         "recipe": json.dumps(recipe, sort_keys=True), "data_source": Path(config.data).name,
         "train_commit": state.get("commit", "unknown"),
         "train_hours": f"{sum(r['seconds'] for r in state['log']) / 3600:.2f}",
+        # runs started before CPU time was logged have no total
+        "train_cpu_hours": f"{sum(r['cpu_seconds'] for r in state['log']) / 3600:.2f}"
+        if all("cpu_seconds" in r for r in state["log"]) else "",
     }  # fmt: skip
     manifest = read_manifest(weights_dir / "manifest.csv")
     manifest[config.model] = row

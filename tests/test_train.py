@@ -62,5 +62,8 @@ def test_export_writes_verified_fp16_weights_and_manifest(tmp_path):
     with open(tmp_path / "weights" / "manifest.csv") as handle:
         manifest = list(csv.DictReader(handle))
     assert manifest[0]["sha256"] == row["sha256"]
+    assert float(manifest[0]["train_cpu_hours"]) >= 0 and float(manifest[0]["train_hours"]) >= 0
+    with open(tmp_path / "run" / "log.csv") as handle:
+        assert float(next(csv.DictReader(handle))["cpu_seconds"]) > 0
     model, info = models.load("cifar10/resnet18", weights_dir=tmp_path / "weights")
     assert info.source == "stand-in" and info.sha256 == row["sha256"]
