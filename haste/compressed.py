@@ -26,12 +26,8 @@ import torch
 
 from . import fused
 from .functional import _checked_tiling, extract_windows, hash_windows, pad_to_tiles
+from .fused import numba  # None where numba is not installed: the torch backend still works
 from .hashing import bucket_ids, bucket_means
-
-try:  # numba is a dependency, but the torch backend keeps working without it
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    numba = None
 
 BACKENDS = ("auto", "numba", "torch")
 # Narrowest block of output channels a kernel task gets.
@@ -50,13 +46,13 @@ def haste_conv2d_compressed(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    numba_fits = x.device.type == "cpu" and not needs_grad and x.dtype in (torch.float32, torch.float64)
+    numba_fits = fused.available(x, needs_grad)
     if backend == "numba":
         if numba is None:
             raise ImportError("backend='numba' needs numba: pip install numba")
         if not numba_fits:
             raise ValueError("backend='numba' runs float32/float64 CPU tensors without gradients only")
-    if backend == "numba" or (backend == "auto" and numba is not None and numba_fits):
+    if backend == "numba" or (backend == "auto" and numba_fits):
         return _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
     return _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
 
