@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import platform
-import resource
 import statistics
 import time
 
 import torch
+from speed import peak_resident_mib  # benchmarks/ is on sys.path when run as a script
 
 
 def build(path: str, args):
@@ -57,7 +57,7 @@ def peak_memory(path: str, args, queue) -> None:
     images, _ = load_batches(args)
     with torch.inference_mode():
         model(images[0])
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    queue.put(peak_resident_mib())
 
 
 def main() -> None:

@@ -216,11 +216,7 @@ def bench_models(args) -> list[dict]:
 
 
 def pin_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-    from haste import compressed
-
-    if compressed.numba is not None:
-        compressed.numba.set_num_threads(min(threads, compressed.numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(threads)  # the numba kernels follow torch's count (haste.fused.torch_threads)
 
 
 def machine() -> dict:

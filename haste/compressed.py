@@ -84,8 +84,7 @@ def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size,
     out = x.new_empty(n, out_h, out_w, c_out)
     num_buckets = torch.empty(n * tiles_h * tiles_w, dtype=torch.int64)
     shift = bias.detach() if bias is not None else x.new_zeros(c_out)
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
+    threads = fused.torch_threads()
     # Wide blocks of output channels run fastest (the inner loops run longer: 2.7x from 64 to 512
     # channels on a 512-channel layer); split only as far as needed to give every thread work.
     per_tile = min(math.ceil(4 * threads / num_buckets.numel()), math.ceil(c_out / MIN_BLOCK))

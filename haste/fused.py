@@ -32,6 +32,13 @@ def available(x: torch.Tensor, needs_grad: bool) -> bool:
         x.dtype in (torch.float32, torch.float64)  # fmt: skip
 
 
+def torch_threads() -> int:
+    """Run numba's parallel loops on as many threads as torch uses (the kernels sit between torch ops)."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
+
+
 def merged_columns(padded: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool,
                    columns: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Fill ``columns`` ``[N * H_out * W_out, kh * kw * C]`` from ``padded`` ``[N, H_p, W_p, C]``.
@@ -42,8 +49,7 @@ def merged_columns(padded: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tens
     n = padded.shape[0]
     (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
     num_buckets = torch.empty(n * tiles_h * tiles_w, dtype=torch.int64)
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
+    threads = torch_threads()
     _merged_rows(padded.numpy(), hyperplanes.to(padded.dtype).contiguous().numpy(), centre, tiles_h, tiles_w,
                  tiling.patch_size, tiling.stride[0], tiling.stride[1], win_h, win_w, tiling.kernel_size[0],
                  tiling.kernel_size[1], tiling.out_size[0], tiling.out_size[1], columns.numpy(),
