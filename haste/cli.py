@@ -46,8 +46,15 @@ def _train(args) -> int:
 def _export(args) -> int:
     from .train import export
 
-    row = export(args.run, args.weights_dir)
+    row = export(args.run_dir, args.weights_dir, data=args.data)
     print(row)
+    return 0
+
+
+def _slim(args) -> int:
+    from .train import slim
+
+    print(slim(args.run_dir, args.out))
     return 0
 
 
@@ -96,10 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=int, default=None, help="use only N training images")
     train.set_defaults(run=_train)
 
+    # dest="run_dir": "run" is the attribute that holds each command's handler
     export = commands.add_parser("export", help="ship a finished run as float16 safetensors")
-    export.add_argument("--run", required=True)
+    export.add_argument("--run", dest="run_dir", required=True,
+                        help="run folder (last.pt) or a slim run file from `slim`")
     export.add_argument("--weights-dir", default=None)
+    export.add_argument("--data", default=None,
+                        help="CIFAR-10 to evaluate on, when the run was trained elsewhere")
     export.set_defaults(run=_export)
+
+    slim = commands.add_parser("slim", help="a finished run without optimiser state, float16 (small)")
+    slim.add_argument("--run", dest="run_dir", required=True, help="run folder")
+    slim.add_argument("--out", required=True, help="file to write (.pt)")
+    slim.set_defaults(run=_slim)
     return parser
 
 

@@ -67,6 +67,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = _device()
+    torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     torch.manual_seed(config.seed)
     model = models.build(config.model).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -154,35 +155,72 @@ MANIFEST_FIELDS = ["model", "file", "sha256", "test_accuracy", "epochs", "recipe
                    "train_commit", "train_hours", "train_cpu_hours"]  # fmt: skip
 
 
-def export(run_dir: str | os.PathLike, weights_dir: str | os.PathLike | None = None) -> dict:
-    """Write a finished run as float16 safetensors, evaluate the file as loaded, update the manifest."""
+def _finished_state(run: str | os.PathLike) -> dict:
+    """The state of a finished run: a run folder (``last.pt``) or a file written by :func:`slim`."""
+    path = Path(run)
+    path = path / "last.pt" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"no training run at {run} (expected a run folder or a slim run file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        config = TrainConfig(**state["config"])
+        epoch = state["epoch"]
+    except Exception as error:  # truncated or foreign files surface as many exception types
+        raise ValueError(f"{path}: not a readable training run ({error})") from error
+    if epoch != config.epochs:
+        raise ValueError(f"{run}: training stopped at epoch {epoch}/{config.epochs}")
+    return state
+
+
+def _half(state_dict: dict) -> dict:
+    return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state_dict.items()}
+
+
+def slim(run_dir: str | os.PathLike, out_file: str | os.PathLike) -> Path:
+    """Write a finished run without its optimiser state and with float16 weights (a quarter the size).
+
+    This is what travels back from a machine that trained a model; :func:`export` takes it as a run.
+    """
+    state = _finished_state(run_dir)
+    slim_state = {key: state[key] for key in ("config", "epoch", "log", "commit") if key in state}
+    slim_state["model"] = _half(state["model"])
+    out = Path(out_file)
+    _atomic_save(slim_state, out)
+    return out
+
+
+def export(run: str | os.PathLike, weights_dir: str | os.PathLike | None = None,
+           data: str | os.PathLike | None = None) -> dict:  # fmt: skip
+    """Write a finished run as float16 safetensors, evaluate the file as loaded, update the manifest.
+
+    ``run`` is a run folder or a :func:`slim` file; ``data`` overrides the CIFAR-10 location recorded
+    in the run (a run trained on another machine).
+    """
     from safetensors.torch import save_file
 
     from .models.weights import REPO_WEIGHTS_DIR, read_manifest, sha256_file
 
-    state = torch.load(Path(run_dir) / "last.pt", map_location="cpu", weights_only=False)
+    state = _finished_state(run)
     config = TrainConfig(**state["config"])
-    if state["epoch"] != config.epochs:
-        raise ValueError(f"{run_dir}: training stopped at epoch {state['epoch']}/{config.epochs}")
+    data = data or config.data
     weights_dir = Path(weights_dir or REPO_WEIGHTS_DIR)
     arch = config.model.split("/", 1)[1]
     relative = f"cifar10/{arch}.safetensors"
     target = weights_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state["model"].items()}
     tmp = target.with_name(target.name + ".tmp")
-    save_file(half, str(tmp))
+    save_file(_half(state["model"]), str(tmp))
     os.replace(tmp, target)
 
     model, _ = models.load(config.model, weights=target)
     spec = models.spec(config.model)
-    test = TensorBatches(*load_cifar10(config.data, "test"), 500, spec.mean, spec.std)
+    test = TensorBatches(*load_cifar10(data, "test"), 500, spec.mean, spec.std)
     test_acc, _ = accuracy(model, test, torch.device("cpu"))
     recipe = {k: v for k, v in state["config"].items() if k not in ("model", "data", "train_limit")}
     row = {
         "model": config.model, "file": relative, "sha256": sha256_file(target),
         "test_accuracy": f"{test_acc:.2f}", "epochs": config.epochs,
-        "recipe": json.dumps(recipe, sort_keys=True), "data_source": Path(config.data).name,
+        "recipe": json.dumps(recipe, sort_keys=True), "data_source": Path(data).name,
         "train_commit": state.get("commit", "unknown"),
         "train_hours": f"{sum(r['seconds'] for r in state['log']) / 3600:.2f}",
         # runs started before CPU time was logged have no total
