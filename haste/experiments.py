@@ -19,6 +19,7 @@ from .convert import convert, haste_layers, set_hyperplanes
 from .data import cifar10_batches, imagenet_val_loader
 from .evaluate import evaluate
 from .provenance import git_commit
+from .result_cache import cached_measurement
 
 RESULT_COLUMNS = [
     "model", "weights_source", "weights_sha256", "num_hyperplanes", "sparsity", "patch_size",
@@ -79,16 +80,32 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
     provenance = _provenance(model_name, info)
+    # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
+    key = {"model": model_name, "weights_sha256": info.sha256, "data": str(Path(data).resolve()),
+           "limit": limit, "batch_size": batch_size}  # fmt: skip
     rows = []
-    dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
+
+    def measure(label, network, **extra):
+        compute = lambda: evaluate(network(), batches, progress=progress, description=label).to_dict()
+        return cached_measurement({**key, **extra}, compute)
+
+    dense = measure(f"{model_name} dense", lambda: model, dense=True)
     if baseline:
         rows.append({**provenance, **dense, "accuracy_drop": 0.0})
     for seed in seeds:
-        converted = _convert(model, settings, hyperplanes[0], seed)
-        for num_hyperplanes in hyperplanes:
+        converted = None  # converted only when a measurement is not cached
+
+        def haste_model(num_hyperplanes=None, seed=seed):
+            nonlocal converted
+            if converted is None:
+                converted = _convert(model, settings, num_hyperplanes, seed)
             set_hyperplanes(converted, num_hyperplanes)
-            label = f"{model_name} L={num_hyperplanes} seed={seed}"
-            result = evaluate(converted, batches, progress=progress, description=label).to_dict()
+            return converted
+
+        for num_hyperplanes in hyperplanes:
+            result = measure(f"{model_name} L={num_hyperplanes} seed={seed}",
+                             lambda n=num_hyperplanes: haste_model(n),
+                             settings=asdict(settings), num_hyperplanes=num_hyperplanes, seed=seed)
             rows.append({**provenance, **asdict(settings), "num_hyperplanes": num_hyperplanes,
                          "seed": seed, **result,
                          "accuracy_drop": dense["accuracy"] - result["accuracy"]})  # fmt: skip

@@ -10,7 +10,7 @@ from haste.train import TrainConfig, export, train
 
 def config(root, epochs):
     return TrainConfig(model="cifar10/resnet18", data=str(root), epochs=epochs, batch_size=8,
-                       max_lr=0.05, seed=3, bf16=False, channels_last=False)
+                       max_lr=0.01, seed=3, bf16=False, channels_last=False)
 
 
 def test_loss_falls(tmp_path):
@@ -67,3 +67,45 @@ def test_export_writes_verified_fp16_weights_and_manifest(tmp_path):
         assert float(next(csv.DictReader(handle))["cpu_seconds"]) > 0
     model, info = models.load("cifar10/resnet18", weights_dir=tmp_path / "weights")
     assert info.source == "stand-in" and info.sha256 == row["sha256"]
+
+
+def test_slim_run_exports_the_same_weights_through_the_cli(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from haste.cli import main
+
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    train(config(root, 1), tmp_path / "run", progress=False)
+    slim_file = tmp_path / "run.slim.pt"
+    assert main(["slim", "--run", str(tmp_path / "run"), "--out", str(slim_file)]) == 0
+    slim_state = torch.load(slim_file, weights_only=False)
+    assert "optimizer" not in slim_state
+    assert slim_file.stat().st_size < (tmp_path / "run" / "last.pt").stat().st_size
+    # exported from the slim file (data given anew, as on another machine) and from the full run
+    assert main(["export", "--run", str(slim_file), "--weights-dir", str(tmp_path / "a"),
+                 "--data", str(root)]) == 0  # fmt: skip
+    assert main(["export", "--run", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "b")]) == 0
+    a = load_file(str(tmp_path / "a" / "cifar10" / "resnet18.safetensors"))
+    b = load_file(str(tmp_path / "b" / "cifar10" / "resnet18.safetensors"))
+    full = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    for key, value in full.items():
+        assert a[key].dtype == (torch.float16 if value.is_floating_point() else value.dtype), key
+        assert torch.equal(a[key], b[key]), key
+        if value.is_floating_point():
+            assert torch.equal(a[key], value.half()), key
+
+
+def test_unfinished_or_corrupt_runs_are_refused(tmp_path, capsys):
+    from haste.cli import main
+
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    train(config(root, 1), tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    state["config"]["epochs"] = 2  # as if stopped after epoch 1 of 2
+    torch.save(state, tmp_path / "unfinished.pt")
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    for run, message in [("unfinished.pt", "stopped at epoch 1/2"), ("corrupt.pt", "not a readable"),
+                         ("missing", "no training run")]:  # fmt: skip
+        assert main(["export", "--run", str(tmp_path / run), "--weights-dir", str(tmp_path / "w")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "w" / "cifar10").exists()  # nothing half-written

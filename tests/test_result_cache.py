@@ -1,0 +1,65 @@
+"""The measurement cache: reruns reuse, anything that changes a result recomputes."""
+
+import torch
+from test_data import make_tree
+
+import haste.experiments as experiments
+import haste.result_cache as result_cache
+from haste import models
+from haste.result_cache import cached_measurement
+
+KEY = {"model": "cifar10/resnet18", "weights_sha256": "ab" * 32, "num_hyperplanes": 8, "seed": 0}
+
+
+def counting():
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": 50.0 + len(calls)}
+
+    return compute, calls
+
+
+def test_rerun_reuses_and_keeps_the_computing_commit(monkeypatch):
+    compute, calls = counting()
+    monkeypatch.setattr(result_cache, "git_commit", lambda: "first")
+    first = cached_measurement(KEY, compute)
+    monkeypatch.setattr(result_cache, "git_commit", lambda: "second")
+    again = cached_measurement(dict(KEY), compute)
+    assert len(calls) == 1 and again == first and again["commit"] == "first"
+
+
+def test_other_key_weights_or_code_recompute(monkeypatch):
+    compute, calls = counting()
+    cached_measurement(KEY, compute)
+    cached_measurement({**KEY, "seed": 1}, compute)
+    cached_measurement({**KEY, "weights_sha256": "cd" * 32}, compute)
+    monkeypatch.setattr(result_cache, "code_fingerprint", lambda: "edited code")
+    cached_measurement(KEY, compute)
+    assert len(calls) == 4
+
+
+def test_random_weights_disabled_cache_and_corrupt_entries_recompute(tmp_path, monkeypatch):
+    compute, calls = counting()
+    cached_measurement({**KEY, "weights_sha256": ""}, compute)
+    cached_measurement({**KEY, "weights_sha256": ""}, compute)
+    assert len(calls) == 2
+    cached_measurement(KEY, compute)
+    for entry in (tmp_path / "cache" / "results").glob("*.json"):
+        entry.write_text("{truncated")
+    assert cached_measurement(KEY, compute)["accuracy"] == 54.0
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")
+    cached_measurement(KEY, compute)
+    assert len(calls) == 5
+    assert not list((tmp_path / "cache" / "results").glob("*.tmp*"))
+
+
+def test_sweep_reuses_cached_rows(tmp_path, monkeypatch):
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    weights = tmp_path / "w.pt"
+    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    first = experiments.sweep("cifar10/resnet18", [4, 8], [0], root, weights=str(weights), progress=False)
+    monkeypatch.setattr(experiments, "evaluate", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    again = experiments.sweep("cifar10/resnet18", [4, 8], [0], root, weights=str(weights), progress=False)
+    assert again.equals(first)
