@@ -1,0 +1,76 @@
+"""The committed results: schema, provenance and consistency of every CSV under results/.
+
+Each check skips while its CSV is not committed yet; once a CSV is there it must be complete.
+"""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from haste.experiments import PAPER_POINTS, RESULT_COLUMNS
+from haste.models.weights import MANIFEST, read_manifest
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+SHIPPED_HASHES = {entry["sha256"] for entry in read_manifest(MANIFEST).values()}
+
+
+def committed(name):
+    path = RESULTS / name
+    if not path.is_file():
+        pytest.skip(f"results/{name} is not committed yet")
+    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
+
+
+@pytest.mark.parametrize("name,extra", [("cifar10_sweep.csv", []), ("ablations.csv", ["variant"])])
+def test_result_rows_carry_their_provenance(name, extra):
+    rows = committed(name)
+    assert list(rows.columns) == RESULT_COLUMNS + extra
+    assert set(rows.weights_sha256) <= SHIPPED_HASHES, "every row names a shipped checkpoint"
+    assert all(re.fullmatch(r"[0-9a-f]{40}", commit) for commit in rows["commit"])
+    haste_rows = rows.dropna(subset=["num_hyperplanes"])
+    for column in ["sparsity", "patch_size", "projection", "centre", "grouping", "skip", "seed"]:
+        assert haste_rows[column].notna().all(), column
+
+
+def test_sweep_is_on_the_full_test_split_with_three_seeds():
+    rows = committed("cifar10_sweep.csv")
+    assert (rows.images == 10_000).all()
+    haste_rows = rows.dropna(subset=["num_hyperplanes"])
+    assert (haste_rows.groupby(["model", "num_hyperplanes"]).seed.nunique() >= 3).all()
+    assert set(rows[rows.num_hyperplanes.isna()].model) == set(rows.model), "a baseline per model"
+
+
+def test_summary_is_the_mean_over_seeds():
+    rows = committed("cifar10_sweep.csv").dropna(subset=["num_hyperplanes"])
+    summary = committed("cifar10_sweep_summary.csv").set_index(["model", "num_hyperplanes"])
+    means = rows.groupby(["model", "num_hyperplanes"])[["accuracy", "flops_reduction"]].mean()
+    assert len(summary) == len(means)
+    for index, mean in means.iterrows():
+        assert summary.loc[index, "accuracy"] == pytest.approx(mean.accuracy, abs=1e-4)
+        assert summary.loc[index, "flops_reduction"] == pytest.approx(mean.flops_reduction, abs=1e-4)
+
+
+def test_main_table_takes_the_largest_reduction_within_the_papers_drop():
+    summary = committed("cifar10_sweep_summary.csv")
+    table = committed("cifar10_main_table.csv").set_index("model")
+    paper = PAPER_POINTS.set_index("model")
+    for model, group in summary.groupby("model"):
+        allowed = float(paper.accuracy_drop.get(model, 1.25))
+        assert table.loc[model, "max_drop_allowed"] == allowed
+        eligible = group[group.accuracy_drop <= allowed]
+        if eligible.empty:
+            assert pd.isna(table.loc[model, "num_hyperplanes"])
+            continue
+        best = eligible.sort_values("flops_reduction").iloc[-1]
+        assert table.loc[model, "num_hyperplanes"] == best.num_hyperplanes
+        assert table.loc[model, "flops_reduction"] == pytest.approx(best.flops_reduction, abs=1e-4)
+
+
+def test_figures_are_committed_with_their_data():
+    if not (RESULTS / "cifar10_sweep_summary.csv").is_file():
+        pytest.skip("no committed sweep yet")
+    for stem in ["cifar10_tradeoff"]:
+        for suffix in ("png", "pdf"):
+            assert (RESULTS / "figures" / f"{stem}.{suffix}").is_file(), f"{stem}.{suffix}"
