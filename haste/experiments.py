@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -122,6 +123,24 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     grouped = haste_rows.groupby(keys, dropna=False)[metrics]
     summary = grouped.mean().join(grouped.std(ddof=0), rsuffix="_std").join(grouped.size().rename("seeds"))
     return summary.reset_index()
+
+
+def drop_at_reduction(summary: pd.DataFrame, reductions: list[float], by: str = "variant") -> pd.DataFrame:
+    """Mean accuracy drop of each ``by`` group at the given FLOPs reductions (percent).
+
+    Settings compared at equal L are not compared at equal cost: one that merges more saves more
+    and loses more. This interpolates each group's (reduction, drop) points, linearly between its
+    measured L; outside the measured range the drop is NaN rather than extrapolated.
+    """
+    rows = []
+    for key, group in summary.groupby(by, sort=False):
+        group = group.sort_values("flops_reduction")
+        low, high = group.flops_reduction.min(), group.flops_reduction.max()
+        for target in reductions:
+            inside = low <= target <= high
+            drop = np.interp(target, group.flops_reduction, group.accuracy_drop) if inside else np.nan
+            rows.append({by: key, "flops_reduction": target, "accuracy_drop": float(drop)})
+    return pd.DataFrame(rows)
 
 
 def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.DataFrame:

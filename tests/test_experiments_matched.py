@@ -1,0 +1,21 @@
+"""Comparing settings at equal FLOPs: interpolation checked by hand."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from haste.experiments import drop_at_reduction
+
+
+def test_drop_is_interpolated_between_measured_points_and_never_extrapolated():
+    summary = pd.DataFrame({
+        "variant": ["a", "a", "a", "b", "b"],
+        "flops_reduction": [30.0, 20.0, 40.0, 10.0, 26.0],  # unsorted on purpose
+        "accuracy_drop": [3.0, 1.0, 9.0, 0.5, 2.1],
+    })  # fmt: skip
+    table = drop_at_reduction(summary, [25.0, 35.0]).set_index(["variant", "flops_reduction"])
+    assert table.accuracy_drop[("a", 25.0)] == pytest.approx(2.0)  # halfway between (20, 1) and (30, 3)
+    assert table.accuracy_drop[("a", 35.0)] == pytest.approx(6.0)  # halfway between (30, 3) and (40, 9)
+    assert table.accuracy_drop[("b", 25.0)] == pytest.approx(0.5 + 15 / 16 * 1.6)
+    assert math.isnan(table.accuracy_drop[("b", 35.0)])  # beyond b's largest reduction
