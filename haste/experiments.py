@@ -94,9 +94,9 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     if baseline:
         rows.append({**provenance, **dense, "accuracy_drop": 0.0})
     for seed in seeds:
-        converted = None  # converted only when a measurement is not cached
+        converted = None  # converted once per seed, and only when a measurement is not cached
 
-        def haste_model(num_hyperplanes=None, seed=seed):
+        def haste_model(num_hyperplanes, seed=seed):
             nonlocal converted
             if converted is None:
                 converted = _convert(model, settings, num_hyperplanes, seed)

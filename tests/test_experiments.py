@@ -1,4 +1,4 @@
-"""Comparing settings at equal FLOPs: interpolation checked by hand."""
+"""Experiment helpers: comparing settings at equal FLOPs, checked by hand."""
 
 import math
 
