@@ -155,8 +155,8 @@ MANIFEST_FIELDS = ["model", "file", "sha256", "test_accuracy", "epochs", "recipe
                    "train_commit", "train_hours", "train_cpu_hours"]  # fmt: skip
 
 
-def _finished_state(run: str | os.PathLike) -> dict:
-    """The state of a finished run: a run folder (``last.pt``) or a file written by :func:`slim`."""
+def _finished_state(run: str | os.PathLike) -> tuple[dict, TrainConfig]:
+    """State and recipe of a finished run: a run folder (``last.pt``) or a file from :func:`slim`."""
     path = Path(run)
     path = path / "last.pt" if path.is_dir() else path
     if not path.is_file():
@@ -169,7 +169,7 @@ def _finished_state(run: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: not a readable training run ({error})") from error
     if epoch != config.epochs:
         raise ValueError(f"{run}: training stopped at epoch {epoch}/{config.epochs}")
-    return state
+    return state, config
 
 
 def _half(state_dict: dict) -> dict:
@@ -181,7 +181,7 @@ def slim(run_dir: str | os.PathLike, out_file: str | os.PathLike) -> Path:
 
     This is what travels back from a machine that trained a model; :func:`export` takes it as a run.
     """
-    state = _finished_state(run_dir)
+    state, _ = _finished_state(run_dir)
     slim_state = {key: state[key] for key in ("config", "epoch", "log", "commit") if key in state}
     slim_state["model"] = _half(state["model"])
     out = Path(out_file)
@@ -200,8 +200,7 @@ def export(run: str | os.PathLike, weights_dir: str | os.PathLike | None = None,
 
     from .models.weights import REPO_WEIGHTS_DIR, read_manifest, sha256_file
 
-    state = _finished_state(run)
-    config = TrainConfig(**state["config"])
+    state, config = _finished_state(run)
     data = data or config.data
     weights_dir = Path(weights_dir or REPO_WEIGHTS_DIR)
     arch = config.model.split("/", 1)[1]
