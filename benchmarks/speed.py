@@ -1,17 +1,21 @@
 """Wall time of dense against both HASTE execution paths, on one machine in one run.
 
-    python benchmarks/speed.py [--quick] [--threads 2] [--parts layers cifar imagenet]
+    python benchmarks/speed.py [--quick] [--threads 2] [--parts layers trained cifar imagenet]
 
-Writes ``results/speed/layers.csv`` and ``results/speed/models.csv`` (``results/quick/speed`` with
-``--quick``) and a figure of the measured speed-up against the ideal one.
+Writes ``results/speed/layers.csv``, ``trained_layers.csv`` and ``models.csv``
+(``results/quick/speed`` with ``--quick``) and a figure of the measured speed-up against the ideal one.
 
 * ``layers``: one 3x3 conv (stride 1, padding 1, C_in = C_out) over a grid of channel counts,
   spatial sizes, L, batch sizes and two synthetic input kinds that bracket a trained network:
   ``iid`` (ReLU of i.i.d. Gaussian noise: no channel is like another, HASTE's worst case) and
   ``redundant`` (every channel one of ``C/4`` base channels plus 5% noise: HASTE's good case).
   The bucket counts they give are reported as ``kept_fraction``.
+* ``trained``: every HASTE layer of the shipped CIFAR-10 ResNet34 and VGG19-BN, at the L of the
+  committed main table (``results/cifar10_main_table.csv``), batch 32 and 256, on the activations
+  that CIFAR-10 test images give it: the realistic setting, layer by layer.
 * ``cifar``: CIFAR-10 ResNet34 and VGG19-BN at batch 1 and 256, on CIFAR-10 test images (random
-  images if the data is absent), with the shipped stand-in weights (random init where none).
+  images if the data is absent), with the shipped stand-in weights (random init where none), at
+  the main table's L (``--hyperplanes`` for a model not in it).
 * ``imagenet``: ImageNet ResNet50 at 224x224, batch 1 and 32, torchvision weights if they are
   cached (random init otherwise), random images.
 
@@ -21,8 +25,7 @@ FLOP, as everywhere in haste; ``gflops_per_s`` is the FLOPs a path is counted fo
 dense, HASTE FLOPs with overhead for both HASTE paths) over its median time. ``ideal_speedup`` is
 ``1 / (1 - reduction)``. Peak memory (models only): every path runs once more in a child process
 of its own, whose peak resident set size (``VmHWM``: torch, model, data and the forward pass) is
-reported. Torch's and numba's thread counts are pinned
-to ``--threads``.
+reported. Torch's and numba's thread counts are pinned to ``--threads``.
 """
 
 from __future__ import annotations
@@ -137,6 +140,62 @@ def bench_layers(args) -> list[dict]:
     return rows
 
 
+def operating_points() -> dict[str, int]:
+    """L of every model in the committed main table (the paper's operating point, reproduced)."""
+    table = REPO / "results" / "cifar10_main_table.csv"
+    if not table.exists():
+        return {}
+    frame = pd.read_csv(table)
+    return dict(zip(frame["model"], frame["num_hyperplanes"].astype(int)))
+
+
+def layer_inputs_of(model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The input every ``HasteConv2d`` of ``model`` receives on ``inputs``."""
+    seen, hooks = {}, []
+    for name, module in model.named_modules():
+        if isinstance(module, haste.HasteConv2d):
+            def keep(module, args, output, name=name):
+                seen[name] = args[0].detach()
+            hooks.append(module.register_forward_hook(keep))
+    with torch.inference_mode():
+        model(inputs)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+def bench_trained_layers(args) -> list[dict]:
+    """Every HASTE layer of the shipped CIFAR-10 checkpoints at their operating point L, timed on
+    the activations that real test images give it: where the compressed path pays off, and where not."""
+    rows = []
+    points = operating_points()
+    names = [name for name in TRAINED_MODELS if name in points]
+    for name in names:
+        model, weights = load_model(name)
+        if weights.startswith("random"):
+            print(f"{name}: no shipped checkpoint, skipped")
+            continue
+        converted = haste.convert(model, points[name])
+        for batch in (32,) if args.quick else (32, 256):
+            images, source = model_inputs(name, batch, args.data)
+            activations = layer_inputs_of(converted, images)
+            layers = dict(converted.named_modules())
+            for layer_name, x in tqdm(activations.items(), desc=f"{name} layers, batch {batch}"):
+                layer = layers[layer_name]
+                modules = {"dense": layer.to_conv().eval(), "eval": copy.deepcopy(layer),
+                           "compressed": haste.set_execution(copy.deepcopy(layer), "compressed")}
+                times = time_paths(modules, x, args.reps if batch < 256 else max(1, args.reps // 2))
+                reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], x)
+                for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
+                    rows.append({"model": name, "weights": weights, "inputs": source, "layer": layer_name,
+                                 "channels": layer.in_channels, "size": x.shape[-1], "batch": batch,
+                                 "num_hyperplanes": points[name], **row})  # fmt: skip
+    return rows
+
+
+TRAINED_MODELS = ("cifar10/resnet34", "cifar10/vgg19_bn")
+
+
 def model_cases(parts, quick: bool) -> list[tuple[str, int]]:
     cases = []
     if "cifar" in parts:
@@ -171,7 +230,8 @@ def peak_memory_child(name, batch, path, args, queue) -> None:
     pin_threads(args.threads)
     model, _ = load_model(name)
     if path != "dense":
-        model = haste.set_execution(haste.convert(model, args.hyperplanes), path)
+        hyperplanes = operating_points().get(name, args.hyperplanes)
+        model = haste.set_execution(haste.convert(model, hyperplanes), path)
     inputs, _ = model_inputs(name, batch, args.data)
     with torch.inference_mode():
         model(inputs)
@@ -197,7 +257,8 @@ def bench_models(args) -> list[dict]:
     for name, batch in tqdm(model_cases(args.parts, args.quick), desc="models"):
         model, weights = load_model(name)
         inputs, source = model_inputs(name, batch, args.data)
-        modules = haste_paths(model, args.hyperplanes)
+        hyperplanes = operating_points().get(name, args.hyperplanes)
+        modules = haste_paths(model, hyperplanes)
         reps = args.reps if batch == 1 else max(1, args.reps // 5)
         times = time_paths(modules, inputs, reps)
         reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
@@ -210,7 +271,7 @@ def bench_models(args) -> list[dict]:
             process.join()
         for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
             rows.append({"model": name, "weights": weights, "inputs": source, "batch": batch,
-                         "num_hyperplanes": args.hyperplanes, "timed_runs": reps, **row,
+                         "num_hyperplanes": hyperplanes, "timed_runs": reps, **row,
                          "peak_mib": memory[row["path"]]})  # fmt: skip
     return rows
 
@@ -244,7 +305,8 @@ def write(rows: list[dict], path: Path, context: dict) -> pd.DataFrame:
     return frame
 
 
-def plot(layers: pd.DataFrame | None, model_rows: pd.DataFrame | None, out: Path) -> None:
+def plot(panels: dict[str, pd.DataFrame | None], out: Path) -> None:
+    """One panel per non-empty frame (title -> rows): measured against ideal speed-up of both paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,19 +315,18 @@ def plot(layers: pd.DataFrame | None, model_rows: pd.DataFrame | None, out: Path
 
     from haste.plotting import save_figure
 
-    frames = [f for f in (layers, model_rows) if f is not None and not f.empty]
-    if not frames:
+    panels = {title: frame for title, frame in panels.items() if frame is not None and not frame.empty}
+    if not panels:
         return
-    figure, axes = plt.subplots(1, len(frames), figsize=(7 * len(frames), 4.2), squeeze=False)
-    for axis, frame in zip(axes[0], frames):
+    figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    for axis, (title, frame) in zip(axes[0], panels.items()):
         haste_rows = frame[frame["path"] != "dense"]
         sns.scatterplot(data=haste_rows, x="ideal_speedup", y="speedup", hue="path", style="batch", ax=axis)
         low, high = haste_rows["ideal_speedup"].min(), haste_rows["ideal_speedup"].max()
         axis.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="measured = ideal")
         axis.axhline(1.0, color="black", lw=0.8)
         axis.set(ylim=(0, None), xlabel="ideal speed-up 1 / (1 - FLOP reduction)",
-                 ylabel="measured speed-up over dense (>1: faster)",
-                 title="single 3x3 layers" if "channels" in frame else "whole models")  # fmt: skip
+                 ylabel="measured speed-up over dense (>1: faster)", title=title)  # fmt: skip
         axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: hides no point
     figure.tight_layout()
     save_figure(figure, out, "speedup")
@@ -275,8 +336,8 @@ def plot(layers: pd.DataFrame | None, model_rows: pd.DataFrame | None, out: Path
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
-    parser.add_argument("--parts", nargs="+", default=["layers", "cifar", "imagenet"],
-                        choices=["layers", "cifar", "imagenet"])
+    parser.add_argument("--parts", nargs="+", default=["layers", "trained", "cifar", "imagenet"],
+                        choices=["layers", "trained", "cifar", "imagenet"])
     parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (pinned)")
     parser.add_argument("--reps", type=int, default=None, help="timed runs per path (default 10, quick 2)")
     parser.add_argument("--hyperplanes", type=int, default=14, help="L for the model cases")
@@ -289,15 +350,20 @@ def main(argv=None) -> None:
     context = machine()
     print(f"{context['device']}, {context['threads']} threads, torch {context['torch']}, "
           f"python {sys.version.split()[0]}, commit {context['commit']}")  # fmt: skip
-    layers = model_rows = None
+    layers = trained = model_rows = None
     if "layers" in args.parts:
         layers = write(bench_layers(args), out / "layers.csv", context)
+    if "trained" in args.parts:
+        trained = write(bench_trained_layers(args), out / "trained_layers.csv", context)
+        if not trained.empty:
+            print(trained[trained["path"] == "compressed"].groupby(["model", "batch", "channels"])
+                  [["speedup", "ideal_speedup"]].median().to_string())  # fmt: skip
     if {"cifar", "imagenet"} & set(args.parts):
         model_rows = write(bench_models(args), out / "models.csv", context)
         print(model_rows[["model", "batch", "path", "median_s", "speedup", "ideal_speedup", "peak_mib"]]
               .to_string(index=False))  # fmt: skip
-    plot(layers, model_rows, out)
-
+    plot({"single 3x3 layers, synthetic inputs": layers, "layers of the trained CIFAR-10 models": trained,
+          "whole models": model_rows}, out)
 
 if __name__ == "__main__":
     main()

@@ -73,13 +73,23 @@ def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | No
 def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str | os.PathLike,
           weights: str | None = "default", limit: int | None = None, batch_size: int = 256,
           settings: HasteSettings = HasteSettings(), baseline: bool = True, progress: bool = True,
-          weights_dir: str | os.PathLike | None = None, download: bool = False) -> pd.DataFrame:  # fmt: skip
+          weights_dir: str | os.PathLike | None = None, download: bool = False,
+          reuse: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
 
     The dense model is always evaluated (for ``accuracy_drop``); ``baseline`` adds its row.
+    ``reuse``: earlier results (e.g. the committed CSV); if they hold every row this call would
+    compute (see :func:`committed_rows`), those rows are returned and nothing is evaluated.
     """
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
+    if reuse is not None:
+        images = len(batches.labels) if hasattr(batches, "labels") else len(batches.dataset)
+        kept = committed_rows(reuse, model_name, info.sha256, images, hyperplanes, seeds, settings, baseline)
+        if kept is not None:
+            commits = ", ".join(sorted({str(c)[:10] for c in kept["commit"]}))
+            print(f"{model_name}: reused {len(kept)} rows of the earlier results (computed at {commits})")
+            return kept
     provenance = _provenance(model_name, info)
     # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
     key = {"model": model_name, "weights_sha256": info.sha256, "data": str(Path(data).resolve()),
@@ -111,6 +121,34 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
                          "seed": seed, **result,
                          "accuracy_drop": dense["accuracy"] - result["accuracy"]})  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
+
+
+def committed_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, images: int,
+                   hyperplanes: list[int], seeds: list[int], settings: HasteSettings = HasteSettings(),
+                   baseline: bool = True) -> pd.DataFrame | None:  # fmt: skip
+    """The rows of ``results`` that :func:`sweep` would compute, in its order, or None unless all are there.
+
+    A row counts when model, checkpoint SHA-256, image count, every HASTE setting, L and seed match
+    (and the dense row, for the baseline and the drops). Weights without a hash (random init) never
+    count. Each row keeps the commit that computed it; after a change to the numeric code, recompute
+    instead of reusing.
+    """
+    if not weights_sha256 or results.empty:
+        return None
+    rows = results[(results["model"] == model_name) & (results["weights_sha256"] == weights_sha256)
+                   & (results["images"] == images)]  # fmt: skip
+    dense = rows[rows["num_hyperplanes"].isna()]
+    haste_rows = rows[rows["num_hyperplanes"].notna()]
+    for name, value in asdict(settings).items():
+        column = haste_rows[name]
+        matches = np.isclose(column.astype(float), value) if isinstance(value, float) else column == value
+        haste_rows = haste_rows[matches]
+    wanted = [(L, seed) for seed in seeds for L in hyperplanes]
+    found = {(int(r.num_hyperplanes), int(r.seed)): index for index, r in haste_rows.iterrows()}
+    if len(dense) != 1 or any(pair not in found for pair in wanted):
+        return None
+    order = ([dense.index[0]] if baseline else []) + [found[pair] for pair in wanted]
+    return results.loc[order].reset_index(drop=True).reindex(columns=RESULT_COLUMNS)
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:

@@ -25,3 +25,24 @@ def test_layer_benchmark_writes_consistent_csv(tmp_path, monkeypatch):
     assert (rows["threads"] == 1).all() and rows["commit"].notna().all()
     kept = rows[rows["path"] == "eval"].set_index("inputs")["kept_fraction"]
     assert kept["redundant"] < kept["iid"]  # copied channels share buckets: the inputs do what they say
+
+
+def test_trained_layer_benchmark_times_every_haste_layer(tmp_path, monkeypatch):
+    import torch
+
+    from haste import models
+
+    model = models.build("cifar10/resnet18").eval()
+    monkeypatch.setattr(speed, "TRAINED_MODELS", ("cifar10/resnet18",))
+    monkeypatch.setattr(speed, "operating_points", lambda: {"cifar10/resnet18": 4})
+    monkeypatch.setattr(speed, "load_model", lambda name: (model, "test weights"))
+    monkeypatch.setattr(speed, "model_inputs", lambda name, batch, data: (torch.randn(2, 3, 32, 32), "noise"))
+    speed.main(["--quick", "--parts", "trained", "--reps", "1", "--threads", "1", "--out", str(tmp_path)])
+    rows = pd.read_csv(tmp_path / "trained_layers.csv")
+    converted = [name for name, m in speed.haste.convert(model, 4).named_modules()
+                 if isinstance(m, speed.haste.HasteConv2d)]  # fmt: skip
+    assert sorted(set(rows["layer"])) == sorted(converted)  # every HASTE layer, the stem left dense
+    paths = rows.groupby("layer")["path"].apply(sorted).tolist()
+    assert paths == [["compressed", "dense", "eval"]] * len(converted)
+    assert (rows["num_hyperplanes"] == 4).all() and (rows[rows["path"] == "dense"]["speedup"] == 1).all()
+    assert set(rows["channels"]) == {64, 128, 256, 512}

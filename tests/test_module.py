@@ -211,6 +211,35 @@ def test_compressed_path_matches_loop_and_eval_path(config):
     assert torch.equal(results[0][1], results[1][1])  # same bucket counts
 
 
+@pytest.mark.skipif(fused.numba is None, reason="numba is not installed")
+@pytest.mark.parametrize("stride", [1, 2])
+def test_compressed_kernel_blocks_and_chunks(monkeypatch, stride):
+    """Tiny cache sizes force several blocks of output channels (the last one padded), several runs
+    of tiles per block and several chunks of images: each must still give the per-patch loop's result."""
+    from haste import compressed
+
+    monkeypatch.setattr(compressed, "TABLE_BLOCK_FLOATS", 16 * 9 * 12)  # width 16 for 12 input channels
+    monkeypatch.setattr(compressed, "HASHED_CHUNK_FLOATS", 2000)  # one image per chunk
+    conv = nn.Conv2d(12, 40, 3, stride, 1, bias=True).double()  # 40 = 16 + 16 + 8 (padded block)
+    layer = HasteConv2d.from_conv(conv, 3, sparsity=0.5, patch_size=3, seed=2).double()
+    x = torch.randn(3, 12, 10, 9, dtype=torch.float64)
+    x[:, 6:] = x[:, :6] + 1e-3 * torch.randn(3, 6, 10, 9, dtype=torch.float64)  # buckets with members
+    expected, expected_buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                                      layer.hyperplanes, 3)
+    assert compressed.filter_table(conv.weight).shape == (3, 12, 9, 16)
+    with torch.no_grad():
+        out, buckets = haste_conv2d_compressed(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                               layer.hyperplanes, 3, backend="numba")
+    assert rel_error(out, expected) < 1e-10
+    assert (buckets < 12).any()  # some channels were merged
+    with torch.no_grad():  # the cached filter table follows an in-place change of the weights
+        conv.weight.mul_(2)
+        doubled, _ = haste_conv2d_compressed(x, conv.weight, None, conv.stride, conv.padding,
+                                             layer.hyperplanes, 3, backend="numba")
+    expected, _ = reference_haste_conv(x, conv.weight, None, conv.stride, conv.padding, layer.hyperplanes, 3)
+    assert rel_error(doubled, expected) < 1e-10
+
+
 def test_compressed_backend_choice_and_refusals():
     conv = nn.Conv2d(4, 6, 3, padding=1)
     layer = HasteConv2d.from_conv(conv, 3)

@@ -1,5 +1,6 @@
 """The measurement cache: reruns reuse, anything that changes a result recomputes."""
 
+import pandas as pd
 import torch
 from test_data import make_tree
 
@@ -63,3 +64,35 @@ def test_sweep_reuses_cached_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "evaluate", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     again = experiments.sweep("cifar10/resnet18", [4, 8], [0], root, weights=str(weights), progress=False)
     assert again.equals(first)
+
+
+def test_sweep_reuses_committed_rows_only_when_all_match(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare the evaluation
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    weights = tmp_path / "w.pt"
+    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    csv = tmp_path / "sweep.csv"
+    first = experiments.sweep("cifar10/resnet18", [4, 8], [0, 1], root, weights=str(weights), progress=False)
+    first.to_csv(csv)
+    committed = pd.read_csv(csv, index_col=0)
+    real_evaluate, calls = experiments.evaluate, []
+
+    def counting_evaluate(*args, **kwargs):
+        calls.append(1)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "evaluate", counting_evaluate)
+    again = experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
+                              reuse=committed)
+    assert calls == [] and list(again["num_hyperplanes"].fillna(0)) == [0, 8] and list(again["seed"])[1] == 1
+    assert again["accuracy"].tolist() == committed["accuracy"].iloc[[0, 4]].tolist()
+    # a missing L, other settings or other weights: evaluated, not reused
+    experiments.sweep("cifar10/resnet18", [4, 12], [0], root, weights=str(weights), progress=False,
+                      reuse=committed)
+    assert len(calls) == 3  # dense, L=4, L=12
+    settings = experiments.HasteSettings(patch_size=2)
+    assert experiments.committed_rows(committed, "cifar10/resnet18", committed["weights_sha256"][0], 10,
+                                      [4], [0], settings) is None  # fmt: skip
+    assert experiments.committed_rows(committed, "cifar10/resnet18", "ef" * 32, 10, [4], [0]) is None
+    assert experiments.committed_rows(committed, "cifar10/resnet18", committed["weights_sha256"][0], 9,
+                                      [4], [0]) is None  # fmt: skip
