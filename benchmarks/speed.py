@@ -181,6 +181,9 @@ def bench_trained_layers(args) -> list[dict]:
             activations = layer_inputs_of(converted, images)
             layers = dict(converted.named_modules())
             for layer_name, x in tqdm(activations.items(), desc=f"{name} layers, batch {batch}"):
+                # HASTE layers output channels-last tensors; the dense model feeds its layers plain
+                # NCHW, in which oneDNN ran a 512-channel 2x2 layer 2.7x faster (3.0 against 8.2 ms)
+                x = x.contiguous()
                 layer = layers[layer_name]
                 modules = {"dense": layer.to_conv().eval(), "eval": copy.deepcopy(layer),
                            "compressed": haste.set_execution(copy.deepcopy(layer), "compressed")}
@@ -350,9 +353,8 @@ def main(argv=None) -> None:
     context = machine()
     print(f"{context['device']}, {context['threads']} threads, torch {context['torch']}, "
           f"python {sys.version.split()[0]}, commit {context['commit']}")  # fmt: skip
-    layers = trained = model_rows = None
     if "layers" in args.parts:
-        layers = write(bench_layers(args), out / "layers.csv", context)
+        write(bench_layers(args), out / "layers.csv", context)
     if "trained" in args.parts:
         trained = write(bench_trained_layers(args), out / "trained_layers.csv", context)
         if not trained.empty:
@@ -362,8 +364,17 @@ def main(argv=None) -> None:
         model_rows = write(bench_models(args), out / "models.csv", context)
         print(model_rows[["model", "batch", "path", "median_s", "speedup", "ideal_speedup", "peak_mib"]]
               .to_string(index=False))  # fmt: skip
-    plot({"single 3x3 layers, synthetic inputs": layers, "layers of the trained CIFAR-10 models": trained,
-          "whole models": model_rows}, out)
+    plot_folder(out)
+
+
+PANELS = {"layers.csv": "single 3x3 layers, synthetic inputs",
+          "trained_layers.csv": "layers of the trained CIFAR-10 models", "models.csv": "whole models"}
+
+
+def plot_folder(out: Path) -> None:
+    """The figure of every CSV in ``out``, this run's and those of earlier runs of other parts."""
+    plot({title: pd.read_csv(out / name) for name, title in PANELS.items() if (out / name).exists()}, out)
+
 
 if __name__ == "__main__":
     main()
