@@ -116,17 +116,20 @@ def filter_table(weight: torch.Tensor) -> np.ndarray:
     last one zero-padded) one contiguous, cache-sized slab. Kept per weight tensor (a copy of the
     weights) until the tensor changes or dies: rebuilding it took a third of a 512-channel layer's time."""
     c_out, c_in, kh, kw = weight.shape
-    version = (weight._version, weight.data_ptr(), weight.dtype, weight.shape, TABLE_BLOCK_FLOATS)
+    tracked = not weight.is_inference()  # inference tensors have no version counter: never cached
+    version = (weight._version if tracked else None, weight.data_ptr(), weight.dtype, weight.shape,
+               TABLE_BLOCK_FLOATS)  # fmt: skip
     cached = _TABLES.get(id(weight))
-    if cached is not None and cached[0]() is weight and cached[1] == version:
+    if tracked and cached is not None and cached[0]() is weight and cached[1] == version:
         return cached[2]
     width = block_width(c_in * kh * kw, c_out)
     blocks = math.ceil(c_out / width)
     table = weight.detach().permute(1, 2, 3, 0).reshape(c_in, kh * kw, c_out)
     table = torch.nn.functional.pad(table, (0, blocks * width - c_out))
     table = table.view(c_in, kh * kw, blocks, width).permute(2, 0, 1, 3).contiguous().numpy()
-    key = id(weight)
-    _TABLES[key] = (weakref.ref(weight, lambda _: _TABLES.pop(key, None)), version, table)
+    if tracked:
+        key = id(weight)
+        _TABLES[key] = (weakref.ref(weight, lambda _: _TABLES.pop(key, None)), version, table)
     return table
 
 

@@ -238,6 +238,11 @@ def test_compressed_kernel_blocks_and_chunks(monkeypatch, stride):
                                              layer.hyperplanes, 3, backend="numba")
     expected, _ = reference_haste_conv(x, conv.weight, None, conv.stride, conv.padding, layer.hyperplanes, 3)
     assert rel_error(doubled, expected) < 1e-10
+    with torch.inference_mode():  # a weight made in inference mode has no version counter: not cached
+        weight = conv.weight.detach().clone()
+        table = compressed.filter_table(weight)
+        weight.mul_(-1)
+        assert torch.equal(torch.from_numpy(compressed.filter_table(weight)), -torch.from_numpy(table))
 
 
 def test_compressed_backend_choice_and_refusals():
