@@ -83,13 +83,6 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     """
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
-    if reuse is not None:
-        images = len(batches.labels) if hasattr(batches, "labels") else len(batches.dataset)
-        kept = committed_rows(reuse, model_name, info.sha256, images, hyperplanes, seeds, settings, baseline)
-        if kept is not None:
-            commits = ", ".join(sorted({str(c)[:10] for c in kept["commit"]}))
-            print(f"{model_name}: reused {len(kept)} rows of the earlier results (computed at {commits})")
-            return kept
     provenance = _provenance(model_name, info)
     # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
     key = {"model": model_name, "weights_sha256": info.sha256, "data": str(Path(data).resolve()),
@@ -101,6 +94,13 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
         return cached_measurement({**key, **extra}, compute)
 
     dense = measure(f"{model_name} dense", lambda: model, dense=True)
+    if reuse is not None:
+        kept = committed_rows(reuse, model_name, info.sha256, dense["images"], hyperplanes, seeds, settings,
+                              baseline, dense_accuracy=dense["accuracy"])  # fmt: skip
+        if kept is not None:
+            commits = ", ".join(sorted({str(c)[:10] for c in kept["commit"]}))
+            print(f"{model_name}: reused {len(kept)} rows of the earlier results (computed at {commits})")
+            return kept
     if baseline:
         rows.append({**provenance, **dense, "accuracy_drop": 0.0})
     for seed in seeds:
@@ -125,13 +125,16 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
 
 def committed_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, images: int,
                    hyperplanes: list[int], seeds: list[int], settings: HasteSettings = HasteSettings(),
-                   baseline: bool = True) -> pd.DataFrame | None:  # fmt: skip
+                   baseline: bool = True, dense_accuracy: float | None = None,
+                   ) -> pd.DataFrame | None:  # fmt: skip
     """The rows of ``results`` that :func:`sweep` would compute, in its order, or None unless all are there.
 
     A row counts when model, checkpoint SHA-256, image count, every HASTE setting, L and seed match
-    (and the dense row, for the baseline and the drops). Weights without a hash (random init) never
-    count. Each row keeps the commit that computed it; after a change to the numeric code, recompute
-    instead of reusing.
+    (and the dense row, for the baseline and the drops). ``dense_accuracy``, the dense model just
+    measured on this call's data, must equal the stored one: the rows do not name their data, and
+    another copy of the test split (the lossless original against the JPEG mirror) has the same
+    image count. Weights without a hash (random init) never count. Each row keeps the commit that
+    computed it; after a change to the numeric code, recompute instead of reusing.
     """
     if not weights_sha256 or results.empty:
         return None
@@ -147,6 +150,9 @@ def committed_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, 
     found = {(int(r.num_hyperplanes), int(r.seed)): index for index, r in haste_rows.iterrows()}
     if len(dense) != 1 or any(pair not in found for pair in wanted):
         return None
+    stored = dense["accuracy"].iloc[0]
+    if dense_accuracy is not None and not np.isclose(stored, dense_accuracy, rtol=0, atol=1e-4):
+        return None  # other data
     order = ([dense.index[0]] if baseline else []) + [found[pair] for pair in wanted]
     return results.loc[order].reset_index(drop=True).reindex(columns=RESULT_COLUMNS)
 

@@ -84,12 +84,18 @@ def test_sweep_reuses_committed_rows_only_when_all_match(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "evaluate", counting_evaluate)
     again = experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
                               reuse=committed)
-    assert calls == [] and list(again["num_hyperplanes"].fillna(0)) == [0, 8] and list(again["seed"])[1] == 1
+    # only the dense model ran (to check the data); the HASTE rows came from the CSV
+    assert calls == [1] and list(again["num_hyperplanes"].fillna(0)) == [0, 8] and list(again["seed"])[1] == 1
     assert again["accuracy"].tolist() == committed["accuracy"].iloc[[0, 4]].tolist()
     # a missing L, other settings or other weights: evaluated, not reused
     experiments.sweep("cifar10/resnet18", [4, 12], [0], root, weights=str(weights), progress=False,
                       reuse=committed)
-    assert len(calls) == 3  # dense, L=4, L=12
+    assert len(calls) == 4  # dense, dense, L=4, L=12
+    other_data = committed.copy()
+    other_data.loc[other_data["num_hyperplanes"].isna(), "accuracy"] += 10.0  # as another copy of the data
+    experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
+                      reuse=other_data)
+    assert len(calls) == 6  # dense, L=8: recomputed
     settings = experiments.HasteSettings(patch_size=2)
     assert experiments.committed_rows(committed, "cifar10/resnet18", committed["weights_sha256"][0], 10,
                                       [4], [0], settings) is None  # fmt: skip
