@@ -78,8 +78,8 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
 
     The dense model is always evaluated (for ``accuracy_drop``); ``baseline`` adds its row.
-    ``reuse``: earlier results (e.g. the committed CSV); if they hold every row this call would
-    compute (see :func:`committed_rows`), those rows are returned and nothing is evaluated.
+    ``reuse``: earlier results (e.g. the committed CSV); every row found there (see
+    :func:`reusable_rows`) is taken as it is, and only the others are evaluated.
     """
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
@@ -94,15 +94,12 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
         return cached_measurement({**key, **extra}, compute)
 
     dense = measure(f"{model_name} dense", lambda: model, dense=True)
+    stored = {}
     if reuse is not None:
-        kept = committed_rows(reuse, model_name, info.sha256, dense["images"], hyperplanes, seeds, settings,
-                              baseline, dense_accuracy=dense["accuracy"])  # fmt: skip
-        if kept is not None:
-            commits = ", ".join(sorted({str(c)[:10] for c in kept["commit"]}))
-            print(f"{model_name}: reused {len(kept)} rows of the earlier results (computed at {commits})")
-            return kept
+        stored = reusable_rows(reuse, model_name, info.sha256, dense["images"], settings, dense["accuracy"])
+        _report_reuse(model_name, stored, hyperplanes, seeds, baseline)
     if baseline:
-        rows.append({**provenance, **dense, "accuracy_drop": 0.0})
+        rows.append(stored.get("dense", {**provenance, **dense, "accuracy_drop": 0.0}))
     for seed in seeds:
         converted = None  # converted once per seed, and only when a measurement is not cached
 
@@ -114,6 +111,9 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
             return converted
 
         for num_hyperplanes in hyperplanes:
+            if (num_hyperplanes, seed) in stored:
+                rows.append(stored[num_hyperplanes, seed])
+                continue
             result = measure(f"{model_name} L={num_hyperplanes} seed={seed}",
                              lambda n=num_hyperplanes: haste_model(n),
                              settings=asdict(settings), num_hyperplanes=num_hyperplanes, seed=seed)
@@ -123,38 +123,48 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
 
 
-def committed_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, images: int,
-                   hyperplanes: list[int], seeds: list[int], settings: HasteSettings = HasteSettings(),
-                   baseline: bool = True, dense_accuracy: float | None = None,
-                   ) -> pd.DataFrame | None:  # fmt: skip
-    """The rows of ``results`` that :func:`sweep` would compute, in its order, or None unless all are there.
+def reusable_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, images: int,
+                  settings: HasteSettings = HasteSettings(), dense_accuracy: float | None = None,
+                  ) -> dict:  # fmt: skip
+    """The rows of ``results`` a :func:`sweep` may take instead of evaluating: ``{"dense": row,
+    (L, seed): row, ...}`` (rows as dicts), or ``{}`` when none may be.
 
-    A row counts when model, checkpoint SHA-256, image count, every HASTE setting, L and seed match
-    (and the dense row, for the baseline and the drops). ``dense_accuracy``, the dense model just
-    measured on this call's data, must equal the stored one: the rows do not name their data, and
-    another copy of the test split (the lossless original against the JPEG mirror) has the same
-    image count. Weights without a hash (random init) never count. Each row keeps the commit that
-    computed it; after a change to the numeric code, recompute instead of reusing.
+    A row counts when model, checkpoint SHA-256, image count and every HASTE setting match. The
+    stored dense row must be there, since the stored drops were computed from it, and
+    ``dense_accuracy``, the dense model just measured on this call's data, must equal its accuracy:
+    the rows do not name their data, and another copy of the test split (the lossless original
+    against the JPEG mirror) has the same image count. Weights without a hash (random init) never
+    count. Each row keeps the commit that computed it; after a change to the numeric code,
+    recompute instead of reusing.
     """
     if not weights_sha256 or results.empty:
-        return None
+        return {}
     rows = results[(results["model"] == model_name) & (results["weights_sha256"] == weights_sha256)
                    & (results["images"] == images)]  # fmt: skip
     dense = rows[rows["num_hyperplanes"].isna()]
+    if len(dense) != 1:
+        return {}
+    if dense_accuracy is not None and not np.isclose(dense["accuracy"].iloc[0], dense_accuracy, rtol=0, atol=1e-4):
+        return {}  # other data
     haste_rows = rows[rows["num_hyperplanes"].notna()]
     for name, value in asdict(settings).items():
         column = haste_rows[name]
         matches = np.isclose(column.astype(float), value) if isinstance(value, float) else column == value
         haste_rows = haste_rows[matches]
-    wanted = [(L, seed) for seed in seeds for L in hyperplanes]
-    found = {(int(r.num_hyperplanes), int(r.seed)): index for index, r in haste_rows.iterrows()}
-    if len(dense) != 1 or any(pair not in found for pair in wanted):
-        return None
-    stored = dense["accuracy"].iloc[0]
-    if dense_accuracy is not None and not np.isclose(stored, dense_accuracy, rtol=0, atol=1e-4):
-        return None  # other data
-    order = ([dense.index[0]] if baseline else []) + [found[pair] for pair in wanted]
-    return results.loc[order].reset_index(drop=True).reindex(columns=RESULT_COLUMNS)
+    columns = lambda row: {column: row[column] for column in RESULT_COLUMNS}
+    found = {"dense": columns(dense.iloc[0])}
+    for _, row in haste_rows.iterrows():
+        found.setdefault((int(row.num_hyperplanes), int(row.seed)), columns(row))
+    return found
+
+
+def _report_reuse(model_name, stored, hyperplanes, seeds, baseline):
+    wanted = (["dense"] if baseline else []) + [(L, seed) for seed in seeds for L in hyperplanes]
+    reused = [stored[key] for key in wanted if key in stored]
+    commits = ", ".join(sorted({str(row["commit"])[:10] for row in reused}))
+    computed_at = f" (computed at {commits})" if reused else ""
+    print(f"{model_name}: reused {len(reused)} of {len(wanted)} rows of the earlier results{computed_at}; "
+          f"evaluating {len(wanted) - len(reused)}")
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:

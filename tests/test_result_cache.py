@@ -66,7 +66,7 @@ def test_sweep_reuses_cached_rows(tmp_path, monkeypatch):
     assert again.equals(first)
 
 
-def test_sweep_reuses_committed_rows_only_when_all_match(tmp_path, monkeypatch):
+def test_sweep_reuses_the_committed_rows_that_match_and_evaluates_the_rest(tmp_path, monkeypatch):
     monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare the evaluation
     root = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "w.pt"
@@ -78,27 +78,36 @@ def test_sweep_reuses_committed_rows_only_when_all_match(tmp_path, monkeypatch):
     real_evaluate, calls = experiments.evaluate, []
 
     def counting_evaluate(*args, **kwargs):
-        calls.append(1)
+        calls.append(kwargs["description"])
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(experiments, "evaluate", counting_evaluate)
     again = experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
                               reuse=committed)
     # only the dense model ran (to check the data); the HASTE rows came from the CSV
-    assert calls == [1] and list(again["num_hyperplanes"].fillna(0)) == [0, 8] and list(again["seed"])[1] == 1
+    assert len(calls) == 1 and list(again["num_hyperplanes"].fillna(0)) == [0, 8] and list(again["seed"])[1] == 1
     assert again["accuracy"].tolist() == committed["accuracy"].iloc[[0, 4]].tolist()
-    # a missing L, other settings or other weights: evaluated, not reused
-    experiments.sweep("cifar10/resnet18", [4, 12], [0], root, weights=str(weights), progress=False,
-                      reuse=committed)
-    assert len(calls) == 4  # dense, dense, L=4, L=12
+    # a grid with a new L: the stored rows are taken, only the new L is evaluated, in the sweep's order
+    calls.clear()
+    grid = experiments.sweep("cifar10/resnet18", [4, 12, 8], [0], root, weights=str(weights), progress=False,
+                             reuse=committed)
+    assert calls == ["cifar10/resnet18 dense", "cifar10/resnet18 L=12 seed=0"]
+    assert list(grid["num_hyperplanes"].fillna(0)) == [0, 4, 12, 8]
+    assert grid["accuracy"].iloc[[0, 1, 3]].tolist() == committed["accuracy"].iloc[[0, 1, 2]].tolist()
+    fresh = experiments.sweep("cifar10/resnet18", [12], [0], root, weights=str(weights), progress=False)
+    assert grid["accuracy"].iloc[2] == fresh["accuracy"].iloc[1]  # the evaluated row, as without reuse
+    # other data (the dense accuracy differs), other settings, weights or image count: nothing is reused
+    calls.clear()
     other_data = committed.copy()
     other_data.loc[other_data["num_hyperplanes"].isna(), "accuracy"] += 10.0  # as another copy of the data
     experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
                       reuse=other_data)
-    assert len(calls) == 6  # dense, L=8: recomputed
-    settings = experiments.HasteSettings(patch_size=2)
-    assert experiments.committed_rows(committed, "cifar10/resnet18", committed["weights_sha256"][0], 10,
-                                      [4], [0], settings) is None  # fmt: skip
-    assert experiments.committed_rows(committed, "cifar10/resnet18", "ef" * 32, 10, [4], [0]) is None
-    assert experiments.committed_rows(committed, "cifar10/resnet18", committed["weights_sha256"][0], 9,
-                                      [4], [0]) is None  # fmt: skip
+    assert len(calls) == 2  # dense, L=8: recomputed
+    sha = committed["weights_sha256"][0]
+    found = experiments.reusable_rows(committed, "cifar10/resnet18", sha, 10)
+    assert sorted(k for k in found if k != "dense") == [(4, 0), (4, 1), (8, 0), (8, 1)]
+    patch_2 = experiments.HasteSettings(patch_size=2)
+    assert list(experiments.reusable_rows(committed, "cifar10/resnet18", sha, 10, patch_2)) == ["dense"]
+    assert experiments.reusable_rows(committed, "cifar10/resnet18", "ef" * 32, 10) == {}
+    assert experiments.reusable_rows(committed, "cifar10/resnet18", sha, 9) == {}
+    assert experiments.reusable_rows(committed, "cifar10/resnet18", "", 10) == {}
