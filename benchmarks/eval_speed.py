@@ -9,12 +9,16 @@ does: alternating models batch by batch would make each model re-grow its heap e
 (measured: HASTE about 1.6x slower that way). Prints the median time per batch and the ratio.
 Peak memory: each path runs once more in a child process of its own, whose peak resident set size
 is its peak memory. Torch's thread count is left at its default unless --threads is given; it is
-printed either way.
+printed either way. The HASTE time is split into its numba kernels (hashing, merging, im2col rows;
+for the compressed path also the merged products) and the rest (GEMMs, the layers left dense,
+batch norm, ...), timed around each kernel call in the same timed batches.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import multiprocessing as mp
 import platform
 import statistics
@@ -48,6 +52,39 @@ def load_batches(args):
         generator = torch.Generator().manual_seed(0)
         images = [torch.randn(args.batch_size, 3, 32, 32, generator=generator) for _ in range(args.rounds)]
         return images, "random images (CIFAR-10 not found)"
+
+
+# The numba kernels of each execution path: (module, function), each called by its module's global name.
+KERNELS = {
+    "eval": [("haste.fused", "merged_columns")],
+    "compressed": [("haste.compressed", "_hash_tiles"), ("haste.compressed", "_merged_products")],
+}
+
+
+@contextlib.contextmanager
+def timed_kernels(execution: str, seconds: collections.Counter):
+    """Add the wall time of every call of the path's kernels to ``seconds[name]``."""
+    import importlib
+
+    patched = []
+    for module_name, name in KERNELS[execution]:
+        module = importlib.import_module(module_name)
+        kernel = getattr(module, name)
+
+        def timed(*args, kernel=kernel, name=name):
+            started = time.perf_counter()
+            try:
+                return kernel(*args)
+            finally:
+                seconds[name] += time.perf_counter() - started
+
+        setattr(module, name, timed)
+        patched.append((module, name, kernel))
+    try:
+        yield
+    finally:
+        for module, name, kernel in patched:
+            setattr(module, name, kernel)
 
 
 def peak_memory(path: str, args, queue) -> None:
@@ -87,14 +124,17 @@ def main() -> None:
     models = {path: build(path, args) for path in ("dense", "haste")}
     images, source = load_batches(args)
     times: dict[str, list[float]] = {"dense": [], "haste": []}
+    kernel_seconds: collections.Counter = collections.Counter()
     with torch.inference_mode():
         for _ in range(args.blocks):
             for path, (model, _) in models.items():
                 model(images[0])  # warm-up: heap, index caches
-                for batch in images:
-                    started = time.perf_counter()
-                    model(batch)
-                    times[path].append(time.perf_counter() - started)
+                timed = path == "haste"
+                with timed_kernels(args.execution, kernel_seconds) if timed else contextlib.nullcontext():
+                    for batch in images:
+                        started = time.perf_counter()
+                        model(batch)
+                        times[path].append(time.perf_counter() - started)
     median = {path: statistics.median(values) for path, values in times.items()}
     info = models["dense"][1]
     print(f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, {args.execution} path, "
@@ -105,6 +145,15 @@ def main() -> None:
     for path in ("dense", "haste"):
         print(f"  {path:6s} median {median[path]:.3f} s/batch  peak memory {memory[path]:.0f} MiB")
     print(f"HASTE / dense wall time: {median['haste'] / median['dense']:.2f}x")
+    # the split uses means (kernel times are summed over all timed batches), the ratio above medians
+    batches = len(times["haste"])
+    mean_haste, mean_dense = sum(times["haste"]) / batches, sum(times["dense"]) / len(times["dense"])
+    in_kernels = sum(kernel_seconds.values()) / batches
+    print(f"HASTE time split (means per batch): {mean_haste:.3f} s in all, dense {mean_dense:.3f} s")
+    for name in sorted(kernel_seconds):
+        print(f"  numba kernel {name}: {kernel_seconds[name] / batches:.3f} s")
+    rest = mean_haste - in_kernels
+    print(f"  everything else (GEMMs, dense layers, ...): {rest:.3f} s, {rest / mean_dense:.2f}x dense")
 
 
 if __name__ == "__main__":
