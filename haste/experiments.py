@@ -144,7 +144,8 @@ def reusable_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, i
     dense = rows[rows["num_hyperplanes"].isna()]
     if len(dense) != 1:
         return {}
-    if dense_accuracy is not None and not np.isclose(dense["accuracy"].iloc[0], dense_accuracy, rtol=0, atol=1e-4):
+    stored_accuracy = dense["accuracy"].iloc[0]
+    if dense_accuracy is not None and not np.isclose(stored_accuracy, dense_accuracy, rtol=0, atol=1e-4):
         return {}  # other data
     haste_rows = rows[rows["num_hyperplanes"].notna()]
     for name, value in asdict(settings).items():

@@ -212,6 +212,29 @@ def test_compressed_path_matches_loop_and_eval_path(config):
 
 
 @pytest.mark.skipif(fused.numba is None, reason="numba is not installed")
+@pytest.mark.filterwarnings("error")  # e.g. torch resizing an out= tensor of the wrong shape
+def test_eval_kernel_chunks_share_one_row_buffer(monkeypatch):
+    """Images in chunks of two (the last one shorter) through one reused buffer of im2col rows:
+    every chunk must still give the per-patch loop's result, with nothing left from the one before."""
+    from haste import functional
+    from haste.functional import haste_conv2d
+
+    conv = nn.Conv2d(12, 10, 3, 1, 1, bias=True).double()
+    layer = HasteConv2d.from_conv(conv, 3, sparsity=0.5, patch_size=3, seed=2).double()
+    x = torch.randn(5, 12, 7, 8, dtype=torch.float64)
+    x[:, 6:] = x[:, :6] + 1e-3 * torch.randn(5, 6, 7, 8, dtype=torch.float64)  # buckets with members
+    tiles, window = 3 * 3, 5 * 5
+    monkeypatch.setattr(functional, "CHUNK_BYTES", 2 * tiles * window * 12 * 8)  # two images per chunk
+    expected, expected_buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                                      layer.hyperplanes, 3)
+    with torch.no_grad():
+        out, buckets = haste_conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding,
+                                    layer.hyperplanes, 3)  # fmt: skip
+    assert rel_error(out, expected) < 1e-10
+    assert buckets.flatten().tolist() == expected_buckets and (buckets < 12).any()
+
+
+@pytest.mark.skipif(fused.numba is None, reason="numba is not installed")
 @pytest.mark.parametrize("stride", [1, 2])
 def test_compressed_kernel_blocks_and_chunks(monkeypatch, stride):
     """Tiny cache sizes force several blocks of output channels (the last one padded), several runs
