@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import importlib
 import multiprocessing as mp
 import platform
 import statistics
@@ -64,8 +65,6 @@ KERNELS = {
 @contextlib.contextmanager
 def timed_kernels(execution: str, seconds: collections.Counter):
     """Add the wall time of every call of the path's kernels to ``seconds[name]``."""
-    import importlib
-
     patched = []
     for module_name, name in KERNELS[execution]:
         module = importlib.import_module(module_name)

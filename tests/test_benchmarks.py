@@ -51,6 +51,7 @@ def test_trained_layer_benchmark_times_every_haste_layer(tmp_path, monkeypatch):
 @pytest.mark.parametrize("execution", ["eval", "compressed"])
 def test_eval_speed_times_every_kernel_of_the_path_and_restores_it(execution):
     import collections
+    import importlib
 
     import eval_speed
     import torch
@@ -59,11 +60,11 @@ def test_eval_speed_times_every_kernel_of_the_path_and_restores_it(execution):
 
     conv = torch.nn.Conv2d(16, 8, 3, padding=1)
     layer = haste.set_execution(haste.HasteConv2d.from_conv(conv, num_hyperplanes=4), execution)
-    originals = [getattr(__import__(m, fromlist=[n]), n) for m, n in eval_speed.KERNELS[execution]]
+    kernels = lambda: [getattr(importlib.import_module(m), n) for m, n in eval_speed.KERNELS[execution]]
+    originals = kernels()
     seconds = collections.Counter()
     with torch.inference_mode(), eval_speed.timed_kernels(execution, seconds):
         inside = layer(torch.randn(2, 16, 8, 8))
     assert sorted(seconds) == sorted(name for _, name in eval_speed.KERNELS[execution])
     assert all(value > 0 for value in seconds.values())
-    restored = [getattr(__import__(m, fromlist=[n]), n) for m, n in eval_speed.KERNELS[execution]]
-    assert restored == originals and inside.shape == (2, 8, 8, 8)
+    assert kernels() == originals and inside.shape == (2, 8, 8, 8)
