@@ -36,6 +36,13 @@ PAPER_POINTS = pd.DataFrame([
     {"dataset": "cifar10", "model": "cifar10/vgg19_bn", "baseline": 93.95, "accuracy_drop": 1.63,
      "flops_reduction": 38.83},
 ])  # fmt: skip
+DEFAULT_MAX_DROP = 1.25  # pp; the allowed accuracy drop of models without a published point
+
+
+def allowed_drops(model_names) -> dict[str, float]:
+    """Per model, the largest mean accuracy drop (pp) its operating point may have: the paper's."""
+    paper = PAPER_POINTS.set_index("model").accuracy_drop
+    return {name: float(paper.get(name, DEFAULT_MAX_DROP)) for name in model_names}
 
 
 @dataclass(frozen=True)
