@@ -17,6 +17,7 @@ NOTEBOOKS=(
   04_patch_compression
   05_ablations
   06_imagenet
+  07_patch_size
 )
 if (($#)); then
   for name in "$@"; do

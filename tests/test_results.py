@@ -23,7 +23,11 @@ def committed(name):
     return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
 
 
-@pytest.mark.parametrize("name,extra", [("cifar10_sweep.csv", []), ("ablations.csv", ["variant"])])
+SWEEPS = ["cifar10_sweep", "cifar10_patch2_sweep"]
+
+
+@pytest.mark.parametrize("name,extra", [("cifar10_sweep.csv", []), ("cifar10_patch2_sweep.csv", []),
+                                        ("ablations.csv", ["variant"])])
 def test_result_rows_carry_their_provenance(name, extra):
     rows = committed(name)
     assert list(rows.columns) == RESULT_COLUMNS + extra
@@ -34,17 +38,19 @@ def test_result_rows_carry_their_provenance(name, extra):
         assert haste_rows[column].notna().all(), column
 
 
-def test_sweep_is_on_the_full_test_split_with_three_seeds():
-    rows = committed("cifar10_sweep.csv")
+@pytest.mark.parametrize("name", SWEEPS)
+def test_sweep_is_on_the_full_test_split_with_three_seeds(name):
+    rows = committed(f"{name}.csv")
     assert (rows.images == 10_000).all()
     haste_rows = rows.dropna(subset=["num_hyperplanes"])
     assert (haste_rows.groupby(["model", "num_hyperplanes"]).seed.nunique() >= 3).all()
     assert set(rows[rows.num_hyperplanes.isna()].model) == set(rows.model), "a baseline per model"
 
 
-def test_summary_is_the_mean_over_seeds():
-    rows = committed("cifar10_sweep.csv").dropna(subset=["num_hyperplanes"])
-    summary = committed("cifar10_sweep_summary.csv").set_index(["model", "num_hyperplanes"])
+@pytest.mark.parametrize("name", SWEEPS)
+def test_summary_is_the_mean_over_seeds(name):
+    rows = committed(f"{name}.csv").dropna(subset=["num_hyperplanes"])
+    summary = committed(f"{name}_summary.csv").set_index(["model", "num_hyperplanes"])
     means = rows.groupby(["model", "num_hyperplanes"])[["accuracy", "flops_reduction"]].mean()
     assert len(summary) == len(means)
     for index, mean in means.iterrows():
@@ -66,6 +72,24 @@ def test_main_table_takes_the_largest_reduction_within_the_papers_drop():
         best = eligible.sort_values("flops_reduction").iloc[-1]
         assert table.loc[model, "num_hyperplanes"] == best.num_hyperplanes
         assert table.loc[model, "flops_reduction"] == pytest.approx(best.flops_reduction, abs=1e-4)
+
+
+def test_patch_size_table_compares_the_operating_points_of_both_sweeps():
+    table = committed("cifar10_patch_size_table.csv").set_index(["model", "patch_size"])
+    summaries = {2: committed("cifar10_patch2_sweep_summary.csv"), 3: committed("cifar10_sweep_summary.csv")}
+    paper = PAPER_POINTS.set_index("model")
+    for model in summaries[2].model.unique():
+        allowed = float(paper.accuracy_drop.get(model, 1.25))
+        for patch_size, summary in summaries.items():
+            group = summary[(summary.model == model) & (summary.patch_size == patch_size)]
+            eligible = group[group.accuracy_drop <= allowed]
+            if eligible.empty:
+                assert (model, patch_size) not in table.index
+                continue
+            best = eligible.sort_values("flops_reduction").iloc[-1]
+            point = table.loc[(model, patch_size)]
+            assert point.num_hyperplanes == best.num_hyperplanes
+            assert point.accuracy_drop == pytest.approx(best.accuracy_drop, abs=1e-4)
 
 
 def test_figures_are_committed_with_their_data():
