@@ -4,7 +4,7 @@
 #   HASTE_RUNS   where run folders live (default ~/.cache/haste/runs)
 #   EPOCHS       epochs per model (default 30)
 #   MODELS       space-separated subset, e.g. "resnet34 vgg19_bn"
-#   BF16         1: bf16 autocast (about 1.9x faster per step on CPUs with AMX/AVX512-BF16; slower on AVX2 only)
+#   BF16         1: bf16 autocast (faster on CPUs with AMX/AVX512-BF16, slower on AVX2 only; see README)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${HASTE_RUNS:-$HOME/.cache/haste/runs}
