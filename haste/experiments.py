@@ -175,6 +175,17 @@ def _report_reuse(model_name, stored, hyperplanes, seeds, baseline):
           f"evaluating {len(wanted) - len(reused)}")
 
 
+def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """Write result rows as CSV (6 significant digits) and return them as written.
+
+    Summaries derived from the returned rows are the ones a later run derives when it reuses the
+    rows from this file, so a regenerated summary diffs clean (from the unrounded values, their
+    standard deviations moved in the 6th digit on the next run).
+    """
+    results.to_csv(path, index=False, float_format="%.6g")
+    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over hyperplane seeds, one row per model, settings and L."""
     keys = [c for c in RESULT_COLUMNS if c not in (

@@ -19,3 +19,18 @@ def test_drop_is_interpolated_between_measured_points_and_never_extrapolated():
     assert table.accuracy_drop[("a", 35.0)] == pytest.approx(6.0)  # halfway between (30, 3) and (40, 9)
     assert table.accuracy_drop[("b", 25.0)] == pytest.approx(0.5 + 15 / 16 * 1.6)
     assert math.isnan(table.accuracy_drop[("b", 35.0)])  # beyond b's largest reduction
+
+
+def test_summary_of_saved_rows_is_what_a_rerun_reading_them_back_derives(tmp_path):
+    from haste.experiments import RESULT_COLUMNS, save_rows, summarize
+
+    rows = pd.DataFrame([{column: None for column in RESULT_COLUMNS} | {
+        "model": "m", "weights_sha256": "ab" * 32, "num_hyperplanes": 8, "seed": seed, "commit": "0" * 40,
+        "accuracy": 90 + seed / 3, "accuracy_drop": 1 - seed / 7, "flops_reduction": 30 + seed / 9,
+        "flops_reduction_no_overhead": 40 + seed / 11} for seed in range(3)])  # more than 6 digits
+    path = tmp_path / "rows.csv"
+    first = summarize(save_rows(rows, path))
+    rerun = summarize(save_rows(pd.read_csv(path), path))
+    for column in ["accuracy_std", "flops_reduction_std"]:
+        assert first[column].tolist() == rerun[column].tolist()  # exactly: the CSVs diff clean
+    assert summarize(rows).accuracy_std[0] != rerun.accuracy_std[0]  # from unrounded rows, it differed

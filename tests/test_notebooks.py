@@ -47,7 +47,7 @@ def test_table_figures_and_other_outputs(quick_results):
     table = pd.read_csv(quick_results / "cifar10_main_table.csv")
     assert {"model", "weights_sha256", "baseline_accuracy", "num_hyperplanes", "accuracy_drop",
             "flops_reduction", "flops_reduction_no_overhead", "paper_flops_reduction"} <= set(table.columns)
-    for figure in ("cifar10_tradeoff", "patch_compression"):
+    for figure in ("cifar10_tradeoff", "patch_compression", "cifar10_patch_size"):
         for suffix in ("png", "pdf"):
             assert (quick_results / "figures" / f"{figure}.{suffix}").stat().st_size > 1000
     patches = pd.read_csv(quick_results / "patch_compression.csv")

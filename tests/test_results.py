@@ -95,6 +95,6 @@ def test_patch_size_table_compares_the_operating_points_of_both_sweeps():
 def test_figures_are_committed_with_their_data():
     if not (RESULTS / "cifar10_sweep_summary.csv").is_file():
         pytest.skip("no committed sweep yet")
-    for stem in ["cifar10_tradeoff"]:
+    for stem in ["cifar10_tradeoff", "cifar10_patch_size"]:
         for suffix in ("png", "pdf"):
             assert (RESULTS / "figures" / f"{stem}.{suffix}").is_file(), f"{stem}.{suffix}"
