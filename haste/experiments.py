@@ -186,6 +186,32 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
 
 
+def sweep_models(model_names, hyperplanes, seeds, data, csv_path, settings: HasteSettings = HasteSettings(),
+                 limit: int | None = None, reuse_existing: bool = True, allow_random: bool = False,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """:func:`sweep` for several models, ``hyperplanes`` a callable giving each model's L values.
+
+    Models without a checkpoint are skipped with a printed notice; rows of the existing
+    ``csv_path`` are reused (``reuse_existing``). Writes the rows to ``csv_path`` and their
+    summary next to it (``<stem>_summary.csv``); returns both.
+    """
+    csv_path = Path(csv_path)
+    earlier = pd.read_csv(csv_path) if reuse_existing and csv_path.exists() else None
+    runs = []
+    for name in model_names:
+        try:
+            weights = available_weights(name, allow_random=allow_random)
+        except FileNotFoundError as error:  # no checkpoint shipped yet: say so, run the others
+            print(f"SKIPPED {name}: {error}")
+            continue
+        runs.append(sweep(name, hyperplanes(name), seeds, data, weights=weights, limit=limit,
+                          settings=settings, reuse=earlier))
+    results = save_rows(pd.concat(runs, ignore_index=True), csv_path)
+    summary = summarize(results)
+    summary.to_csv(csv_path.with_name(f"{csv_path.stem}_summary.csv"), index=False, float_format="%.6g")
+    return results, summary
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over hyperplane seeds, one row per model, settings and L."""
     keys = [c for c in RESULT_COLUMNS if c not in (
