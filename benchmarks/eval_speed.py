@@ -12,6 +12,10 @@ is its peak memory. Torch's thread count is left at its default unless --threads
 printed either way. The HASTE time is split into its numba kernels (hashing, merging, im2col rows;
 for the compressed path also the merged products) and the rest (GEMMs, the layers left dense,
 batch norm, ...), timed around each kernel call in the same timed batches.
+
+``--device cuda``: both models run on the GPU in float32 with TF32 off (as ``speed.py --device
+cuda``), the timers wait for the GPU, peak memory is the CUDA memory one forward pass allocates on
+top of the resident model and batch, and there is no kernel split (the numba kernels are CPU-only).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import statistics
 import time
 
 import torch
-from speed import peak_resident_mib  # benchmarks/ is on sys.path when run as a script
+from speed import cuda_forward_peak_mib, peak_resident_mib, synchronize  # benchmarks/ is on sys.path
 
 
 def build(path: str, args):
@@ -107,32 +111,44 @@ def main() -> None:
     parser.add_argument("--execution", default="eval", choices=["eval", "compressed"],
                         help="HASTE execution path to time")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    context = mp.get_context("spawn")
-    memory = {}
-    for path in ("dense", "haste"):
-        queue = context.Queue()
-        process = context.Process(target=peak_memory, args=(path, args, queue))
-        process.start()
-        memory[path] = queue.get()
-        process.join()
+    on_gpu = args.device.type == "cuda"
+    if on_gpu:
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here")
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
     models = {path: build(path, args) for path in ("dense", "haste")}
     images, source = load_batches(args)
+    models = {path: (model.to(args.device), info) for path, (model, info) in models.items()}
+    images = [batch.to(args.device) for batch in images]
+    memory = {}
+    for path in ("dense", "haste"):
+        if on_gpu:
+            memory[path] = cuda_forward_peak_mib(models[path][0], images[0])
+            continue
+        spawn = mp.get_context("spawn")
+        queue = spawn.Queue()
+        process = spawn.Process(target=peak_memory, args=(path, args, queue))
+        process.start()
+        memory[path] = queue.get()
+        process.join()
     times: dict[str, list[float]] = {"dense": [], "haste": []}
     kernel_seconds: collections.Counter = collections.Counter()
     with torch.inference_mode():
         for _ in range(args.blocks):
             for path, (model, _) in models.items():
                 model(images[0])  # warm-up: heap, index caches
-                timed = path == "haste"
+                synchronize(args.device)
+                timed = path == "haste" and not on_gpu
                 with timed_kernels(args.execution, kernel_seconds) if timed else contextlib.nullcontext():
                     for batch in images:
                         started = time.perf_counter()
                         model(batch)
+                        synchronize(args.device)
                         times[path].append(time.perf_counter() - started)
     median = {path: statistics.median(values) for path, values in times.items()}
     info = models["dense"][1]
@@ -140,10 +156,13 @@ def main() -> None:
           f"{args.blocks} x {args.rounds} batches of {source}, "
           f"weights: {info.source} {info.sha256[:12]}")  # fmt: skip
     threads = torch.get_num_threads()
-    print(f"machine: {platform.machine()}, {threads} torch threads, torch {torch.__version__}")
+    device = f"{torch.cuda.get_device_name(args.device)}, float32, TF32 off, " if on_gpu else ""
+    print(f"machine: {device}{platform.machine()}, {threads} torch threads, torch {torch.__version__}")
     for path in ("dense", "haste"):
         print(f"  {path:6s} median {median[path]:.3f} s/batch  peak memory {memory[path]:.0f} MiB")
     print(f"HASTE / dense wall time: {median['haste'] / median['dense']:.2f}x")
+    if on_gpu:
+        return
     # the split uses means (kernel times are summed over all timed batches), the ratio above medians
     batches = len(times["haste"])
     mean_haste, mean_dense = sum(times["haste"]) / batches, sum(times["dense"]) / len(times["dense"])

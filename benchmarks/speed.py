@@ -1,9 +1,10 @@
 """Wall time of dense against both HASTE execution paths, on one machine in one run.
 
-    python benchmarks/speed.py [--quick] [--threads 2] [--parts layers trained cifar imagenet]
+    python benchmarks/speed.py [--quick] [--threads 2] [--parts layers trained cifar imagenet] [--device cpu]
 
 Writes ``results/speed/layers.csv``, ``trained_layers.csv`` and ``models.csv``
-(``results/quick/speed`` with ``--quick``) and a figure of the measured speed-up against the ideal one.
+(``results/quick/speed`` with ``--quick``, ``results/speed_cuda`` with ``--device cuda``) and a figure
+of the measured speed-up against the ideal one.
 
 * ``layers``: one 3x3 conv (stride 1, padding 1, C_in = C_out) over a grid of channel counts,
   spatial sizes, L, batch sizes and two synthetic input kinds that bracket a trained network:
@@ -26,6 +27,12 @@ dense, HASTE FLOPs with overhead for both HASTE paths) over its median time. ``i
 ``1 / (1 - reduction)``. Peak memory (models only): every path runs once more in a child process
 of its own, whose peak resident set size (``VmHWM``: torch, model, data and the forward pass) is
 reported. Torch's and numba's thread counts are pinned to ``--threads``.
+
+``--device cuda``: everything runs on the GPU, in float32 with TF32 off for the dense convolutions
+and HASTE's matrix products alike (cuDNN would otherwise take TF32 for the convolutions only). The
+timers wait for the GPU after every run. Peak memory is then the CUDA memory one forward pass
+allocates on top of the resident models and inputs. HASTE runs its torch code there (the numba
+kernels are CPU-only).
 """
 
 from __future__ import annotations
@@ -57,16 +64,24 @@ PATHS = ("dense", "eval", "compressed")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device``: CUDA runs asynchronously, so a timer has to wait."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_paths(modules: dict[str, nn.Module], inputs: torch.Tensor, reps: int) -> dict[str, float]:
     """Median wall time of every module on ``inputs``, timed in turn after one untimed run each."""
     times = {path: [] for path in modules}
     with torch.inference_mode():
         for module in modules.values():
             module(inputs)
+        synchronize(inputs.device)
         for _ in range(reps):
             for path, module in modules.items():
                 started = time.perf_counter()
                 module(inputs)
+                synchronize(inputs.device)
                 times[path].append(time.perf_counter() - started)
     return {path: statistics.median(values) for path, values in times.items()}
 
@@ -129,8 +144,8 @@ def bench_layers(args) -> list[dict]:
     rows = []
     for channels, size, num_hyperplanes, batch, kind in tqdm(layer_grid(args.quick), desc="layers"):
         torch.manual_seed(0)
-        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
-        inputs = layer_inputs(kind, batch, channels, size)
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval().to(args.device)
+        inputs = layer_inputs(kind, batch, channels, size).to(args.device)
         modules = haste_paths(conv, num_hyperplanes, skip=0)
         times = time_paths(modules, inputs, args.reps)
         reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
@@ -175,9 +190,10 @@ def bench_trained_layers(args) -> list[dict]:
         if weights.startswith("random"):
             print(f"{name}: no shipped checkpoint, skipped")
             continue
-        converted = haste.convert(model, points[name])
+        converted = haste.convert(model.to(args.device), points[name])
         for batch in (32,) if args.quick else (32, 256):
             images, source = model_inputs(name, batch, args.data)
+            images = images.to(args.device)
             activations = layer_inputs_of(converted, images)
             layers = dict(converted.named_modules())
             for layer_name, x in tqdm(activations.items(), desc=f"{name} layers, batch {batch}"):
@@ -260,6 +276,7 @@ def bench_models(args) -> list[dict]:
     for name, batch in tqdm(model_cases(args.parts, args.quick), desc="models"):
         model, weights = load_model(name)
         inputs, source = model_inputs(name, batch, args.data)
+        model, inputs = model.to(args.device), inputs.to(args.device)
         hyperplanes = operating_points().get(name, args.hyperplanes)
         modules = haste_paths(model, hyperplanes)
         reps = args.reps if batch == 1 else max(1, args.reps // 5)
@@ -267,6 +284,9 @@ def bench_models(args) -> list[dict]:
         reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
         memory = {}
         for path in PATHS:
+            if args.device.type == "cuda":
+                memory[path] = cuda_forward_peak_mib(modules[path], inputs)
+                continue
             queue = context.Queue()
             process = context.Process(target=peak_memory_child, args=(name, batch, path, args, queue))
             process.start()
@@ -279,11 +299,22 @@ def bench_models(args) -> list[dict]:
     return rows
 
 
+def cuda_forward_peak_mib(module: nn.Module, inputs: torch.Tensor) -> float:
+    """CUDA memory one forward pass allocates at its peak, on top of what was allocated before it."""
+    synchronize(inputs.device)
+    torch.cuda.reset_peak_memory_stats(inputs.device)
+    before = torch.cuda.memory_allocated(inputs.device)
+    with torch.inference_mode():
+        module(inputs)
+    synchronize(inputs.device)
+    return (torch.cuda.max_memory_allocated(inputs.device) - before) / 2**20
+
+
 def pin_threads(threads: int) -> None:
     torch.set_num_threads(threads)  # the numba kernels follow torch's count (haste.fused.torch_threads)
 
 
-def machine() -> dict:
+def machine(device: torch.device) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -292,8 +323,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"device": f"cpu: {cpu}", "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "commit": git_commit()}  # fmt: skip
+    context = {"device": f"cpu: {cpu}", "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "commit": git_commit(), "memory": "peak resident set size of a process running the path"}
+    if device.type == "cuda":
+        context["device"] = f"cuda: {torch.cuda.get_device_name(device)} (host {cpu}), float32, TF32 off"
+        context["memory"] = "peak CUDA memory of one forward pass above the resident models and inputs"
+    return context
 
 
 def write(rows: list[dict], path: Path, context: dict) -> pd.DataFrame:
@@ -345,12 +380,23 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=None, help="timed runs per path (default 10, quick 2)")
     parser.add_argument("--hyperplanes", type=int, default=14, help="L for the model cases")
     parser.add_argument("--data", default=str(REPO.parent / "shared/data/cifar10-jpeg"))
+    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"),
+                        help="cpu or cuda (a GPU; see above)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.reps = args.reps or (2 if args.quick else 10)
-    out = args.out or REPO / "results" / ("quick/speed" if args.quick else "speed")
+    if args.device.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here")
+        # cuDNN takes TF32 for float32 convolutions by default, torch's matrix products do not:
+        # dense and HASTE both run plain float32 instead
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    elif args.device.type != "cpu":
+        parser.error(f"--device must be cpu or cuda, not {args.device}")
+    suffix = "" if args.device.type == "cpu" else f"_{args.device.type}"
+    out = args.out or REPO / "results" / (f"quick/speed{suffix}" if args.quick else f"speed{suffix}")
     pin_threads(args.threads)
-    context = machine()
+    context = machine(args.device)
     print(f"{context['device']}, {context['threads']} threads, torch {context['torch']}, "
           f"python {sys.version.split()[0]}, commit {context['commit']}")  # fmt: skip
     if "layers" in args.parts:

@@ -265,6 +265,8 @@ if numba is not None:
 
 # torch backend: tiles are processed in groups whose merged filters take about this many floats.
 COMPRESSED_GROUP_FLOATS = 1 << 20
+# On a GPU every group costs a host sync (its largest m) and a few launches: far larger groups.
+ACCELERATOR_GROUP_FLOATS = 1 << 26
 
 
 def _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre):
@@ -283,7 +285,8 @@ def _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size,
     out_tiles = x.new_empty(windows.shape[0], patch_size * patch_size, c_out)
     order = num_buckets.argsort()
     start = 0
-    group = max(1, COMPRESSED_GROUP_FLOATS // (kh * kw * c_in * c_out))
+    group_floats = COMPRESSED_GROUP_FLOATS if x.device.type == "cpu" else ACCELERATOR_GROUP_FLOATS
+    group = max(1, group_floats // (kh * kw * c_in * c_out))
     while start < len(order):
         members = order[start : start + group]
         depth = int(num_buckets[members].max())

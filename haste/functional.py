@@ -158,6 +158,10 @@ def _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size) -> Tili
 # are memory-bound, and chunks that stay in cache (and below glibc's mmap threshold, so no fresh
 # page faults per call) ran 1.3-2x faster than whole batches on a 2-core CPU.
 CHUNK_BYTES = 4 << 20
+# On a GPU the same passes are bound by kernel launches, not by cache: chunks of up to this many
+# bytes of windows (whole batches of the benchmarks here) cost a dozen launches a layer, not a dozen
+# per few images.
+ACCELERATOR_CHUNK_BYTES = 512 << 20
 
 
 def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -179,7 +183,7 @@ def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     (win_h, win_w), (tiles_h, tiles_w), (out_h, out_w) = tiling.window, tiling.tiles, tiling.out_size
     matrix = weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)  # rows ordered (kh, kw, c)
     image_bytes = tiles_h * tiles_w * win_h * win_w * channels * x.element_size()
-    chunk = max(1, CHUNK_BYTES // image_bytes)
+    chunk = max(1, (CHUNK_BYTES if x.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES) // image_bytes)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     use_kernel = random_ranks is None and fused.available(x, needs_grad)
     out = None if needs_grad else x.new_empty(n * out_h * out_w, c_out)

@@ -76,7 +76,7 @@ class HasteConv2d(nn.Conv2d):
         self.record_patches = False
         self.stats = LayerStats()
         self._cost_cache: dict = {}
-        self.register_buffer("hyperplanes", self._draw())
+        self.register_buffer("hyperplanes", self._draw().to(self.weight.device))  # drawn on the CPU
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, num_hyperplanes: int = 14, sparsity: float = 2 / 3,

@@ -126,6 +126,15 @@ def test_same_seed_same_result_and_state_dict_roundtrip():
     assert torch.equal(c(x), a(x))
 
 
+def test_hyperplanes_live_on_the_weights_device():
+    # a layer built on another device (convert() of a GPU model does this) must not hash with CPU planes
+    conv = nn.Conv2d(8, 4, 3, 1, 1, device="meta")
+    layer = HasteConv2d.from_conv(conv, 5)
+    assert layer.hyperplanes.device == conv.weight.device
+    layer.num_hyperplanes = 7
+    assert layer.hyperplanes.device == conv.weight.device and layer.hyperplanes.shape == (25, 7)
+
+
 def test_steering_l_is_reproducible():
     layer = HasteConv2d.from_conv(nn.Conv2d(8, 4, 3, 1, 1), 6, seed=4)
     original = layer.hyperplanes.clone()
