@@ -205,6 +205,9 @@ class HasteConv2d(nn.Conv2d):
             }
         return self._cost_cache[in_size]
 
+    # Host-side bookkeeping: under torch.compile, tracing it would guard on the growing counters
+    # and recompile the layer on every call.
+    @torch.compiler.disable
     def _record(self, shape: torch.Size, num_buckets: torch.Tensor) -> None:
         n, c_in, height, width = shape
         costs = self._tile_costs((height, width))
