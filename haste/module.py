@@ -74,7 +74,7 @@ class HasteConv2d(nn.Conv2d):
         self.execution = "eval"
         self.merge = True
         self.record_patches = False
-        self.stats = LayerStats()
+        self.reset_stats()
         self._cost_cache: dict = {}
         self.register_buffer("hyperplanes", self._draw().to(self.weight.device))  # drawn on the CPU
 
@@ -211,22 +211,45 @@ class HasteConv2d(nn.Conv2d):
     def _record(self, shape: torch.Size, num_buckets: torch.Tensor) -> None:
         n, c_in, height, width = shape
         costs = self._tile_costs((height, width))
-        kernel = self.kernel_size[0] * self.kernel_size[1]
-        buckets = num_buckets.cpu()
-        stats = self.stats
+        per_bucket = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
+        stats = self._stats
         stats.images += n
-        stats.patches += buckets.numel()
-        stats.dense += n * self.out_channels * c_in * kernel * int(costs["outputs"].sum())
-        stats.conv += self.out_channels * kernel * int((buckets * costs["outputs"]).sum())
-        stats.filter_merge += self.out_channels * kernel * int((c_in - buckets).sum())
+        stats.patches += num_buckets.numel()
+        stats.dense += n * c_in * per_bucket * int(costs["outputs"].sum())
         stats.centre += n * 2 * c_in * int(costs["pixels"].sum())
         stats.input_merge += n * c_in * int(costs["pixels"].sum())
         stats.hash += n * c_in * int(costs["nnz"].sum())
+        stats.filter_merge += per_bucket * c_in * num_buckets.numel()  # minus the buckets, when folded
+        # The two sums over the bucket counts stay on the counts' device until the statistics are
+        # read: reading them here made every layer wait for the GPU to finish (a host sync per layer).
+        key = ("outputs", num_buckets.device)
+        if key not in costs:
+            costs[key] = costs["outputs"].to(num_buckets.device)
+        sums = torch.stack([(num_buckets * costs[key]).sum(), num_buckets.sum()])
+        if self._pending_sums is not None and self._pending_sums.device != sums.device:
+            self._fold_pending_sums()  # the layer moved to another device
+        self._pending_sums = sums if self._pending_sums is None else self._pending_sums + sums
         if self.record_patches:
-            stats.kept_fraction.append(buckets.float() / c_in)
+            stats.kept_fraction.append(num_buckets.cpu().float() / c_in)
+
+    def _fold_pending_sums(self) -> None:
+        if self._pending_sums is None:
+            return
+        per_bucket = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
+        conv_buckets, buckets = self._pending_sums.tolist()
+        self._pending_sums = None
+        self._stats.conv += per_bucket * conv_buckets
+        self._stats.filter_merge -= per_bucket * buckets
+
+    @property
+    def stats(self) -> LayerStats:
+        """FLOPs spent since the last reset (reading them waits for the layer's queued GPU work)."""
+        self._fold_pending_sums()
+        return self._stats
 
     def reset_stats(self) -> None:
-        self.stats = LayerStats()
+        self._stats = LayerStats()
+        self._pending_sums: torch.Tensor | None = None  # [sum of buckets x outputs, sum of buckets]
 
 
 def _numeric_padding(conv: nn.Conv2d) -> tuple[int, int]:

@@ -68,3 +68,14 @@ def test_eval_speed_times_every_kernel_of_the_path_and_restores_it(execution):
     assert sorted(seconds) == sorted(name for _, name in eval_speed.KERNELS[execution])
     assert all(value > 0 for value in seconds.values())
     assert kernels() == originals and inside.shape == (2, 8, 8, 8)
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "no CUDA device"), ("meta", "must be cpu or cuda")])
+def test_unusable_devices_are_refused_clearly(tmp_path, capsys, device, message):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("the refusal is for machines without CUDA")
+    with pytest.raises(SystemExit):
+        speed.main(["--device", device, "--parts", "layers", "--out", str(tmp_path)])
+    assert message in capsys.readouterr().err and not list(tmp_path.iterdir())

@@ -135,6 +135,19 @@ def test_hyperplanes_live_on_the_weights_device():
     assert layer.hyperplanes.device == conv.weight.device and layer.hyperplanes.shape == (25, 7)
 
 
+def test_statistics_read_between_calls_equal_statistics_read_once():
+    # the data-dependent sums are folded in when read: reading mid-way must not count anything twice
+    conv = nn.Conv2d(8, 4, 3, 1, 1)
+    inputs = [torch.randn(2, 8, 7, 7), torch.randn(3, 8, 5, 5)]
+    read_often, read_once = HasteConv2d.from_conv(conv, 3), HasteConv2d.from_conv(conv, 3)
+    for x in inputs:
+        read_often(x)
+        read_often.stats.total  # noqa: B018
+        read_once(x)
+    assert read_often.stats.counts() == read_once.stats.counts()
+    assert read_once.stats.conv < read_once.stats.dense and read_once.stats.filter_merge > 0
+
+
 def test_steering_l_is_reproducible():
     layer = HasteConv2d.from_conv(nn.Conv2d(8, 4, 3, 1, 1), 6, seed=4)
     original = layer.hyperplanes.clone()
