@@ -19,6 +19,7 @@ import torch
 
 from . import fused
 from .hashing import bucket_ids, codes_from_projections, merge_channels
+from .weight_cache import rearranged
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,11 @@ def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     c_out, c_in, kh, kw = weight.shape
     tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     (win_h, win_w), (tiles_h, tiles_w), (out_h, out_w) = tiling.window, tiling.tiles, tiling.out_size
-    matrix = weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)  # rows ordered (kh, kw, c)
     image_bytes = tiles_h * tiles_w * win_h * win_w * channels * x.element_size()
     chunk = max(1, (CHUNK_BYTES if x.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES) // image_bytes)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    # rows ordered (kh, kw, c), as the im2col rows; a kept copy where no gradient flows through it
+    matrix = _gemm_matrix(weight) if needs_grad else rearranged(weight, "gemm_matrix", _gemm_matrix)
     use_kernel = random_ranks is None and fused.available(x, needs_grad)
     out = None if needs_grad else x.new_empty(n * out_h * out_w, c_out)
     outs, buckets = [], []
@@ -210,6 +212,11 @@ def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     if out is None:
         out = torch.cat(outs) if len(outs) > 1 else outs[0]
     return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), torch.cat(buckets)
+
+
+def _gemm_matrix(weight: torch.Tensor) -> torch.Tensor:
+    c_out, c_in, kh, kw = weight.shape
+    return weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
 
 
 def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool,

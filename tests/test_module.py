@@ -148,6 +148,21 @@ def test_statistics_read_between_calls_equal_statistics_read_once():
     assert read_once.stats.conv < read_once.stats.dense and read_once.stats.filter_merge > 0
 
 
+@pytest.mark.parametrize("execution", ["eval", "compressed"])
+def test_kept_weight_copies_follow_weight_changes(execution):
+    # both paths keep a rearranged copy of the weight: it must follow in-place changes and reloads
+    conv = nn.Conv2d(6, 5, 3, padding=1, bias=False)
+    layer = HasteConv2d.from_conv(conv, 3)
+    layer.execution = execution
+    x = torch.randn(2, 6, 7, 7)
+    with torch.no_grad():
+        first = layer(x)
+        layer.weight.mul_(-2)  # HASTE output is linear in the weight
+        assert torch.allclose(layer(x), -2 * first, atol=1e-5)
+        layer.load_state_dict({"weight": conv.weight / -2, "hyperplanes": layer.hyperplanes})
+        assert torch.allclose(layer(x), first, atol=1e-5)
+
+
 def test_steering_l_is_reproducible():
     layer = HasteConv2d.from_conv(nn.Conv2d(8, 4, 3, 1, 1), 6, seed=4)
     original = layer.hyperplanes.clone()
