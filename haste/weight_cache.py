@@ -23,13 +23,15 @@ def rearranged(weight: torch.Tensor, name: str, build: Callable[[torch.Tensor], 
     A change is seen through the tensor's version counter (in-place updates, ``load_state_dict``),
     its storage, dtype, shape and device. Inference tensors have no version counter: never kept.
     """
+    # built from a detached tensor: a copy that is a view (a 1x1 conv's GEMM matrix) then holds the
+    # storage, not the parameter, so the weak reference below still sees the parameter die
     if weight.is_inference():
-        return build(weight)
+        return build(weight.detach())
     version = (weight._version, weight.data_ptr(), weight.dtype, weight.shape, weight.device, settings)
     slot = (id(weight), name)
     kept = _COPIES.get(slot)
     if kept is not None and kept[0]() is weight and kept[1] == version:
         return kept[2]
-    copy = build(weight)
+    copy = build(weight.detach())
     _COPIES[slot] = (weakref.ref(weight, lambda _: _COPIES.pop(slot, None)), version, copy)
     return copy

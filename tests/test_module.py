@@ -163,6 +163,22 @@ def test_kept_weight_copies_follow_weight_changes(execution):
         assert torch.allclose(layer(x), first, atol=1e-5)
 
 
+def test_kept_weight_copies_die_with_their_layer():
+    # a 1x1 conv's GEMM matrix is a view of the weight: kept carelessly, it would keep the weight alive
+    import gc
+
+    from haste import weight_cache
+
+    layer = HasteConv2d.from_conv(nn.Conv2d(4, 4, 1), 3)
+    with torch.no_grad():
+        layer(torch.randn(1, 4, 6, 6))
+    slot = (id(layer.weight), "gemm_matrix")
+    assert slot in weight_cache._COPIES
+    del layer
+    gc.collect()
+    assert slot not in weight_cache._COPIES
+
+
 def test_steering_l_is_reproducible():
     layer = HasteConv2d.from_conv(nn.Conv2d(8, 4, 3, 1, 1), 6, seed=4)
     original = layer.hyperplanes.clone()
