@@ -30,7 +30,12 @@ import statistics
 import time
 
 import torch
-from speed import cuda_forward_peak_mib, peak_resident_mib, synchronize  # benchmarks/ is on sys.path
+from speed import (  # benchmarks/ is on sys.path when run as a script
+    cuda_forward_peak_mib,
+    peak_resident_mib,
+    prepare_device,
+    synchronize,
+)
 
 
 def build(path: str, args):
@@ -115,11 +120,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    prepare_device(parser, args.device)
     on_gpu = args.device.type == "cuda"
-    if on_gpu:
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: torch sees no CUDA device here")
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
     models = {path: build(path, args) for path in ("dense", "haste")}
     images, source = load_batches(args)

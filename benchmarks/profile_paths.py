@@ -20,6 +20,7 @@ import time
 import traceback
 
 import torch
+from speed import prepare_device, synchronize  # benchmarks/ is on sys.path when run as a script
 from torch.profiler import ProfilerActivity, profile
 
 import haste
@@ -48,12 +49,11 @@ def main(argv=None) -> None:
     parser.add_argument("--parts", nargs="+", default=["profile"], choices=["profile", "compile"])
     parser.add_argument("--data", default="../shared/data/cifar10-jpeg")
     args = parser.parse_args(argv)
+    prepare_device(parser, args.device)
     on_gpu = args.device.type == "cuda"
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
 
     def sync():
-        if on_gpu:
-            torch.cuda.synchronize(args.device)
+        synchronize(args.device)
 
     batches = cifar10_batches(args.data, "test", args.batch_size, limit=args.batch_size)
     images = next(iter(batches))[0].to(args.device)

@@ -310,6 +310,17 @@ def cuda_forward_peak_mib(module: nn.Module, inputs: torch.Tensor) -> float:
     return (torch.cuda.max_memory_allocated(inputs.device) - before) / 2**20
 
 
+def prepare_device(parser: argparse.ArgumentParser, device: torch.device) -> None:
+    """Refuse a device that cannot run here; on a GPU, plain float32 for dense and HASTE alike."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here")
+        # cuDNN takes TF32 for float32 convolutions by default, torch's matrix products do not
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    elif device.type != "cpu":
+        parser.error(f"--device must be cpu or cuda, not {device}")
+
+
 def pin_threads(threads: int) -> None:
     torch.set_num_threads(threads)  # the numba kernels follow torch's count (haste.fused.torch_threads)
 
@@ -385,14 +396,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.reps = args.reps or (2 if args.quick else 10)
-    if args.device.type == "cuda":
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: torch sees no CUDA device here")
-        # cuDNN takes TF32 for float32 convolutions by default, torch's matrix products do not:
-        # dense and HASTE both run plain float32 instead
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    elif args.device.type != "cpu":
-        parser.error(f"--device must be cpu or cuda, not {args.device}")
+    prepare_device(parser, args.device)
     suffix = "" if args.device.type == "cpu" else f"_{args.device.type}"
     out = args.out or REPO / "results" / (f"quick/speed{suffix}" if args.quick else f"speed{suffix}")
     pin_threads(args.threads)
