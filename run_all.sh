@@ -3,34 +3,24 @@
 #   ./run_all.sh --quick   minutes: few images, few L, one seed (what CI runs); writes results/quick/
 #   ./run_all.sh           the full reproduction (hours on a 2-core CPU); writes results/
 #   ./run_all.sh [--quick] 01_cifar10_sweep 03_tradeoff_figure   only the named notebooks, in order
-# Executed notebooks go to executed/ (the sources in notebooks/ stay clean). Stops at the first error.
+#   --data PATH            CIFAR-10 (default: $HASTE_DATA, else ../shared/data/cifar10-jpeg)
+# Quick mode's parameters are notebooks/quick/<name>.yaml. Executed notebooks go to executed/ (the
+# sources in notebooks/ stay clean); cell output streams to the terminal. Stops at the first error.
 set -euo pipefail
 cd "$(dirname "$0")"
-QUICK=False
-if [[ "${1:-}" == "--quick" ]]; then QUICK=True; shift; fi
-bash scripts/install.sh
-DATA=$(realpath -m "${HASTE_DATA:-../shared/data/cifar10-jpeg}")
-NOTEBOOKS=(
-  01_cifar10_sweep
-  02_cifar10_main_table
-  03_tradeoff_figure
-  04_patch_compression
-  05_ablations
-  06_imagenet
-  07_patch_size
-)
-if (($#)); then
-  for name in "$@"; do
-    [[ -f "notebooks/$name.ipynb" ]] || { echo "no notebook notebooks/$name.ipynb" >&2; exit 2; }
-  done
-  NOTEBOOKS=("$@")
-fi
-mkdir -p executed
-for name in "${NOTEBOOKS[@]}"; do
-  echo "== $name (quick=$QUICK)"
-  params=(-p quick "$QUICK" -p results_dir "$PWD/results")
-  if grep -q '"data = ' "notebooks/$name.ipynb"; then params+=(-p data "$DATA"); fi
-  python -m papermill "notebooks/$name.ipynb" "executed/$name.ipynb" --cwd notebooks \
-    --progress-bar "${params[@]}"
+args=()
+names=()
+while (($#)); do
+  case "$1" in
+    --quick) args+=(--quick) ;;
+    --data) args+=(--data "$2"); shift ;;
+    --data=*) args+=(--data "${1#--data=}") ;;
+    -*) echo "error: unknown option $1 (see the top of run_all.sh)" >&2; exit 2 ;;
+    *) [[ -f "notebooks/$1.ipynb" ]] || { echo "error: no notebook notebooks/$1.ipynb" >&2; exit 2; }
+       names+=("$1") ;;
+  esac
+  shift
 done
-echo "done: results in $PWD/results$([[ $QUICK == True ]] && echo /quick)"
+bash scripts/install.sh
+python -m haste.repro.notebooks "${args[@]}" "${names[@]}"
+echo "done: results in $PWD/results$([[ " ${args[*]} " == *" --quick "* ]] && echo /quick)"

@@ -113,8 +113,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed batches per block")
     parser.add_argument("--blocks", type=int, default=2, help="blocks per path, alternating")
     parser.add_argument("--hyperplanes", type=int, default=14)
-    parser.add_argument("--execution", default="eval", choices=["eval", "compressed"],
-                        help="HASTE execution path to time")
+    parser.add_argument(
+        "--execution", default="eval", choices=["eval", "compressed"], help="HASTE execution path to time"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda")
     args = parser.parse_args()
@@ -154,9 +155,11 @@ def main() -> None:
                         times[path].append(time.perf_counter() - started)
     median = {path: statistics.median(values) for path, values in times.items()}
     info = models["dense"][1]
-    print(f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, {args.execution} path, "
-          f"{args.blocks} x {args.rounds} batches of {source}, "
-          f"weights: {info.source} {info.sha256[:12]}")  # fmt: skip
+    print(
+        f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, {args.execution} path, "
+        f"{args.blocks} x {args.rounds} batches of {source}, "
+        f"weights: {info.source} {info.sha256[:12]}"
+    )
     threads = torch.get_num_threads()
     device = f"{torch.cuda.get_device_name(args.device)}, float32, TF32 off, " if on_gpu else ""
     print(f"machine: {device}{platform.machine()}, {threads} torch threads, torch {torch.__version__}")

@@ -60,8 +60,11 @@ def main(argv=None) -> None:
     dense, info = models.load("cifar10/resnet34")
     dense = dense.eval().to(args.device)
     print("weights", info.source, info.sha256[:12], "batch", args.batch_size, "torch", torch.__version__)
-    paths = {"dense": dense, "eval": haste.convert(copy.deepcopy(dense), 14),
-             "compressed": haste.set_execution(haste.convert(copy.deepcopy(dense), 14), "compressed")}
+    paths = {
+        "dense": dense,
+        "eval": haste.convert(copy.deepcopy(dense), 14),
+        "compressed": haste.set_execution(haste.convert(copy.deepcopy(dense), 14), "compressed"),
+    }
     if "profile" in args.parts:
         profile_paths(paths, images, sync, on_gpu)
     if "compile" in args.parts:
@@ -99,12 +102,16 @@ def compile_paths(paths: dict, images: torch.Tensor, sync) -> None:
                 compiled = torch.compile(paths[name])
                 difference = (compiled(images) - reference).abs().max().item()
                 sync()
-                print(f"== compile {name}: first call {time.perf_counter() - started:.1f} s, "
-                      f"max |compiled - eager| {difference:.3g}", flush=True)  # fmt: skip
+                print(
+                    f"== compile {name}: first call {time.perf_counter() - started:.1f} s, "
+                    f"max |compiled - eager| {difference:.3g}",
+                    flush=True,
+                )
                 eager, fast = timed(paths[name], images, sync), timed(compiled, images, sync)
                 print(f"   {name}: eager {eager:.4f} s, compiled {fast:.4f} s per batch of {len(images)}")
             except Exception:  # noqa: BLE001  (a compiler failure is a finding, not a crash)
                 traceback.print_exc()
+
 
 if __name__ == "__main__":
     main()

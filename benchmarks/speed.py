@@ -58,7 +58,7 @@ import haste
 from haste import models
 from haste.data import cifar10_batches
 from haste.flops import flop_report
-from haste.provenance import git_commit
+from haste.repro.provenance import git_commit
 
 PATHS = ("dense", "eval", "compressed")
 REPO = Path(__file__).resolve().parents[1]
@@ -110,22 +110,34 @@ def result_row(times, reduction, dense_flops, haste_flops, kept, batch) -> list[
     rows = []
     for path, seconds in times.items():
         flops = (dense_flops if path == "dense" else haste_flops) * batch
-        rows.append({"path": path, "median_s": seconds, "ratio_to_dense": seconds / times["dense"],
-                     "speedup": times["dense"] / seconds, "gflops_per_s": flops / seconds / 1e9,
-                     "flops_reduction": 0.0 if path == "dense" else reduction,
-                     "ideal_speedup": 1.0 if path == "dense" else 1 / (1 - reduction / 100),
-                     "kept_fraction": 1.0 if path == "dense" else kept})  # fmt: skip
+        rows.append(
+            {
+                "path": path,
+                "median_s": seconds,
+                "ratio_to_dense": seconds / times["dense"],
+                "speedup": times["dense"] / seconds,
+                "gflops_per_s": flops / seconds / 1e9,
+                "flops_reduction": 0.0 if path == "dense" else reduction,
+                "ideal_speedup": 1.0 if path == "dense" else 1 / (1 - reduction / 100),
+                "kept_fraction": 1.0 if path == "dense" else kept,
+            }
+        )
     return rows
 
 
 def layer_grid(quick: bool) -> list[tuple[int, int, int, int]]:
     """(channels, spatial size, L, batch) cases."""
-    shapes = [(64, 32), (256, 8)] if quick else \
-        [(64, 56), (64, 16), (128, 28), (128, 8), (256, 14), (256, 4), (512, 7), (512, 2)]  # fmt: skip
+    shapes = (
+        [(64, 32), (256, 8)]
+        if quick
+        else [(64, 56), (64, 16), (128, 28), (128, 8), (256, 14), (256, 4), (512, 7), (512, 2)]
+    )
     hyperplanes = [14] if quick else [8, 14, 20]
     batches = [1] if quick else [1, 32]
-    return [(c, s, L, b, kind) for (c, s), L, b, kind in
-            itertools.product(shapes, hyperplanes, batches, INPUT_KINDS)]  # fmt: skip
+    return [
+        (c, s, L, b, kind)
+        for (c, s), L, b, kind in itertools.product(shapes, hyperplanes, batches, INPUT_KINDS)
+    ]
 
 
 INPUT_KINDS = ("iid", "redundant")
@@ -150,8 +162,16 @@ def bench_layers(args) -> list[dict]:
         times = time_paths(modules, inputs, args.reps)
         reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
         for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
-            rows.append({"channels": channels, "size": size, "num_hyperplanes": num_hyperplanes,
-                         "batch": batch, "inputs": kind, **row})  # fmt: skip
+            rows.append(
+                {
+                    "channels": channels,
+                    "size": size,
+                    "num_hyperplanes": num_hyperplanes,
+                    "batch": batch,
+                    "inputs": kind,
+                    **row,
+                }
+            )
     return rows
 
 
@@ -169,8 +189,10 @@ def layer_inputs_of(model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.T
     seen, hooks = {}, []
     for name, module in model.named_modules():
         if isinstance(module, haste.HasteConv2d):
+
             def keep(module, args, output, name=name):
                 seen[name] = args[0].detach()
+
             hooks.append(module.register_forward_hook(keep))
     with torch.inference_mode():
         model(inputs)
@@ -201,14 +223,27 @@ def bench_trained_layers(args) -> list[dict]:
                 # NCHW, in which oneDNN ran a 512-channel 2x2 layer 2.7x faster (3.0 against 8.2 ms)
                 x = x.contiguous()
                 layer = layers[layer_name]
-                modules = {"dense": layer.to_conv().eval(), "eval": copy.deepcopy(layer),
-                           "compressed": haste.set_execution(copy.deepcopy(layer), "compressed")}
+                modules = {
+                    "dense": layer.to_conv().eval(),
+                    "eval": copy.deepcopy(layer),
+                    "compressed": haste.set_execution(copy.deepcopy(layer), "compressed"),
+                }
                 times = time_paths(modules, x, args.reps if batch < 256 else max(1, args.reps // 2))
                 reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], x)
                 for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
-                    rows.append({"model": name, "weights": weights, "inputs": source, "layer": layer_name,
-                                 "channels": layer.in_channels, "size": x.shape[-1], "batch": batch,
-                                 "num_hyperplanes": points[name], **row})  # fmt: skip
+                    rows.append(
+                        {
+                            "model": name,
+                            "weights": weights,
+                            "inputs": source,
+                            "layer": layer_name,
+                            "channels": layer.in_channels,
+                            "size": x.shape[-1],
+                            "batch": batch,
+                            "num_hyperplanes": points[name],
+                            **row,
+                        }
+                    )
     return rows
 
 
@@ -218,8 +253,11 @@ TRAINED_MODELS = ("cifar10/resnet34", "cifar10/vgg19_bn")
 def model_cases(parts, quick: bool) -> list[tuple[str, int]]:
     cases = []
     if "cifar" in parts:
-        cases += [(name, batch) for name in ("cifar10/resnet34", "cifar10/vgg19_bn")
-                  for batch in ((1, 32) if quick else (1, 256))]  # fmt: skip
+        cases += [
+            (name, batch)
+            for name in ("cifar10/resnet34", "cifar10/vgg19_bn")
+            for batch in ((1, 32) if quick else (1, 256))
+        ]
     if "imagenet" in parts:
         cases += [("imagenet/resnet50", batch) for batch in ((1,) if quick else (1, 32))]
     return cases
@@ -293,9 +331,18 @@ def bench_models(args) -> list[dict]:
             memory[path] = queue.get()
             process.join()
         for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
-            rows.append({"model": name, "weights": weights, "inputs": source, "batch": batch,
-                         "num_hyperplanes": hyperplanes, "timed_runs": reps, **row,
-                         "peak_mib": memory[row["path"]]})  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    "weights": weights,
+                    "inputs": source,
+                    "batch": batch,
+                    "num_hyperplanes": hyperplanes,
+                    "timed_runs": reps,
+                    **row,
+                    "peak_mib": memory[row["path"]],
+                }
+            )
     return rows
 
 
@@ -334,8 +381,13 @@ def machine(device: torch.device) -> dict:
                 break
     except OSError:
         pass
-    context = {"device": f"cpu: {cpu}", "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "commit": git_commit(), "memory": "peak resident set size of a process running the path"}
+    context = {
+        "device": f"cpu: {cpu}",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "memory": "peak resident set size of a process running the path",
+    }
     if device.type == "cuda":
         context["device"] = f"cuda: {torch.cuda.get_device_name(device)} (host {cpu}), float32, TF32 off"
         context["memory"] = "peak CUDA memory of one forward pass above the resident models and inputs"
@@ -362,7 +414,7 @@ def plot(panels: dict[str, pd.DataFrame | None], out: Path) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from haste.plotting import save_figure
+    from haste.repro.plotting import save_figure
 
     panels = {title: frame for title, frame in panels.items() if frame is not None and not frame.empty}
     if not panels:
@@ -374,8 +426,12 @@ def plot(panels: dict[str, pd.DataFrame | None], out: Path) -> None:
         low, high = haste_rows["ideal_speedup"].min(), haste_rows["ideal_speedup"].max()
         axis.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="measured = ideal")
         axis.axhline(1.0, color="black", lw=0.8)
-        axis.set(ylim=(0, None), xlabel="ideal speed-up 1 / (1 - FLOP reduction)",
-                 ylabel="measured speed-up over dense (>1: faster)", title=title)  # fmt: skip
+        axis.set(
+            ylim=(0, None),
+            xlabel="ideal speed-up 1 / (1 - FLOP reduction)",
+            ylabel="measured speed-up over dense (>1: faster)",
+            title=title,
+        )
         axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: hides no point
     figure.tight_layout()
     save_figure(figure, out, "speedup")
@@ -385,14 +441,19 @@ def plot(panels: dict[str, pd.DataFrame | None], out: Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
-    parser.add_argument("--parts", nargs="+", default=["layers", "trained", "cifar", "imagenet"],
-                        choices=["layers", "trained", "cifar", "imagenet"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["layers", "trained", "cifar", "imagenet"],
+        choices=["layers", "trained", "cifar", "imagenet"],
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (pinned)")
     parser.add_argument("--reps", type=int, default=None, help="timed runs per path (default 10, quick 2)")
     parser.add_argument("--hyperplanes", type=int, default=14, help="L for the model cases")
     parser.add_argument("--data", default=str(REPO.parent / "shared/data/cifar10-jpeg"))
-    parser.add_argument("--device", type=torch.device, default=torch.device("cpu"),
-                        help="cpu or cuda (a GPU; see above)")
+    parser.add_argument(
+        "--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda (a GPU; see above)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.reps = args.reps or (2 if args.quick else 10)
@@ -401,24 +462,36 @@ def main(argv=None) -> None:
     out = args.out or REPO / "results" / (f"quick/speed{suffix}" if args.quick else f"speed{suffix}")
     pin_threads(args.threads)
     context = machine(args.device)
-    print(f"{context['device']}, {context['threads']} threads, torch {context['torch']}, "
-          f"python {sys.version.split()[0]}, commit {context['commit']}")  # fmt: skip
+    print(
+        f"{context['device']}, {context['threads']} threads, torch {context['torch']}, "
+        f"python {sys.version.split()[0]}, commit {context['commit']}"
+    )
     if "layers" in args.parts:
         write(bench_layers(args), out / "layers.csv", context)
     if "trained" in args.parts:
         trained = write(bench_trained_layers(args), out / "trained_layers.csv", context)
         if not trained.empty:
-            print(trained[trained["path"] == "compressed"].groupby(["model", "batch", "channels"])
-                  [["speedup", "ideal_speedup"]].median().to_string())  # fmt: skip
+            print(
+                trained[trained["path"] == "compressed"]
+                .groupby(["model", "batch", "channels"])[["speedup", "ideal_speedup"]]
+                .median()
+                .to_string()
+            )
     if {"cifar", "imagenet"} & set(args.parts):
         model_rows = write(bench_models(args), out / "models.csv", context)
-        print(model_rows[["model", "batch", "path", "median_s", "speedup", "ideal_speedup", "peak_mib"]]
-              .to_string(index=False))  # fmt: skip
+        print(
+            model_rows[
+                ["model", "batch", "path", "median_s", "speedup", "ideal_speedup", "peak_mib"]
+            ].to_string(index=False)
+        )
     plot_folder(out)
 
 
-PANELS = {"layers.csv": "single 3x3 layers, synthetic inputs",
-          "trained_layers.csv": "layers of the trained CIFAR-10 models", "models.csv": "whole models"}
+PANELS = {
+    "layers.csv": "single 3x3 layers, synthetic inputs",
+    "trained_layers.csv": "layers of the trained CIFAR-10 models",
+    "models.csv": "whole models",
+}
 
 
 def plot_folder(out: Path) -> None:

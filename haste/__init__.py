@@ -1,10 +1,10 @@
 """HASTE: data-free, dynamic compression of CNNs by locality-sensitive hashing of channels.
 
-    import haste
-    model = haste.convert(pretrained_cnn, num_hyperplanes=14)   # replaces nn.Conv2d layers
-    result = haste.evaluate(model, batches)                     # accuracy + FLOPs per image
-    haste.set_hyperplanes(model, 12)                            # steer L at run time
-    dense = haste.revert(model)
+import haste
+model = haste.convert(pretrained_cnn, num_hyperplanes=14)   # replaces nn.Conv2d layers
+result = haste.evaluate(model, batches)                     # accuracy + FLOPs per image
+haste.set_hyperplanes(model, 12)                            # steer L at run time
+dense = haste.revert(model)
 """
 
 from .convert import (

@@ -1,5 +1,5 @@
 """``python -m haste``: see ``haste.cli``."""
 
-from .cli import main
+from .repro.cli import main
 
 raise SystemExit(main())

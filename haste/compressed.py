@@ -37,10 +37,17 @@ BACKENDS = ("auto", "numba", "torch")
 MIN_BLOCK = 64
 
 
-def haste_conv2d_compressed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                            stride: tuple[int, int], padding: tuple[int, int], hyperplanes: torch.Tensor,
-                            patch_size: int, centre: bool = True, backend: str = "auto",
-                            ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def haste_conv2d_compressed(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    hyperplanes: torch.Tensor,
+    patch_size: int,
+    centre: bool = True,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """HASTE convolution computed at the merged depth; arguments as :func:`~haste.functional.haste_conv2d`.
 
     Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory) and the bucket count of
@@ -101,10 +108,40 @@ def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size,
         starts = np.empty((images * tiles, channels + 1), dtype=np.int32)
         columns = np.empty((images * tiles, channels, columns_per_bucket), dtype=padded.dtype)
         counts = num_buckets[image * tiles : (image + images) * tiles].numpy()
-        _hash_tiles(padded, planes, centre, image, tiles, tiles_w, patch_size, stride[0], stride[1], win_h,
-                    win_w, rows, cols, members, starts, columns, counts)  # fmt: skip
-        _merged_products(table, members, starts, columns, counts, image, tiles, tiles_w, patch_size, c_out,
-                         runs, shift, out.numpy())  # fmt: skip
+        _hash_tiles(
+            padded,
+            planes,
+            centre,
+            image,
+            tiles,
+            tiles_w,
+            patch_size,
+            stride[0],
+            stride[1],
+            win_h,
+            win_w,
+            rows,
+            cols,
+            members,
+            starts,
+            columns,
+            counts,
+        )
+        _merged_products(
+            table,
+            members,
+            starts,
+            columns,
+            counts,
+            image,
+            tiles,
+            tiles_w,
+            patch_size,
+            c_out,
+            runs,
+            shift,
+            out.numpy(),
+        )
     return out.permute(0, 3, 1, 2), num_buckets.view(n, -1)
 
 
@@ -143,8 +180,25 @@ def block_width(rows: int, c_out: int) -> int:
 if numba is not None:
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _hash_tiles(padded, planes, centre, first_image, tiles, tiles_w, patch, stride_h, stride_w, win_h,
-                    win_w, rows, cols, members, starts, columns, num_buckets):  # fmt: skip
+    def _hash_tiles(
+        padded,
+        planes,
+        centre,
+        first_image,
+        tiles,
+        tiles_w,
+        patch,
+        stride_h,
+        stride_w,
+        win_h,
+        win_w,
+        rows,
+        cols,
+        members,
+        starts,
+        columns,
+        num_buckets,
+    ):
         """Hash the tiles of images ``first_image, ...`` (``tiles`` per image). Tile ``r`` gets its
         channels grouped by bucket (bucket ``b`` holds ``members[r, starts[r, b]:starts[r, b + 1]]``),
         the im2col rows of its bucket means ``columns[r, b, position * k^2 + q]`` and its bucket
@@ -156,21 +210,52 @@ if numba is not None:
         per_run = (count + runs - 1) // runs
         for run in numba.prange(runs):
             window, projections, pixel_sums, codes, ids, counts, hash_table, owner = fused.scratch(
-                pixels, channels, num_planes, padded.dtype)
+                pixels, channels, num_planes, padded.dtype
+            )
             mean = np.empty(pixels, dtype=padded.dtype)
             fill = np.empty(channels, dtype=np.int32)
             for r in range(run * per_run, min(count, (run + 1) * per_run)):
                 image, tile = first_image + r // tiles, r % tiles
                 top, left = (tile // tiles_w) * patch * stride_h, (tile % tiles_w) * patch * stride_w
-                buckets = fused.tile_buckets(padded, planes, centre, image, top, left, win_h, win_w, window,
-                                             projections, pixel_sums, codes, ids, counts, hash_table, owner)
+                buckets = fused.tile_buckets(
+                    padded,
+                    planes,
+                    centre,
+                    image,
+                    top,
+                    left,
+                    win_h,
+                    win_w,
+                    window,
+                    projections,
+                    pixel_sums,
+                    codes,
+                    ids,
+                    counts,
+                    hash_table,
+                    owner,
+                )
                 num_buckets[r] = buckets
-                _group_tile(window, ids, counts, buckets, patch, win_w, rows, cols, mean, fill, starts[r],
-                            members[r], columns[r])  # fmt: skip
+                _group_tile(
+                    window,
+                    ids,
+                    counts,
+                    buckets,
+                    patch,
+                    win_w,
+                    rows,
+                    cols,
+                    mean,
+                    fill,
+                    starts[r],
+                    members[r],
+                    columns[r],
+                )
 
     @numba.njit(inline="always", cache=True)
-    def _group_tile(window, ids, counts, buckets, patch, win_w, rows, cols, mean, fill, bounds, order,
-                    merged):  # fmt: skip
+    def _group_tile(
+        window, ids, counts, buckets, patch, win_w, rows, cols, mean, fill, bounds, order, merged
+    ):
         """Sort one tile's channels by bucket (a counting sort) and write its buckets' im2col rows."""
         channels, pixels, k2 = window.shape[1], window.shape[0], rows.shape[1]
         for bucket in range(buckets + 1):
@@ -198,8 +283,21 @@ if numba is not None:
                     target[position * k2 + q] = mean[rows[i, q] * win_w + cols[jj, q]] * scale
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _merged_products(table, members, starts, columns, num_buckets, first_image, tiles, tiles_w, patch,
-                         c_out, runs, bias, out):  # fmt: skip
+    def _merged_products(
+        table,
+        members,
+        starts,
+        columns,
+        num_buckets,
+        first_image,
+        tiles,
+        tiles_w,
+        patch,
+        c_out,
+        runs,
+        bias,
+        out,
+    ):
         """Outputs of every hashed tile, block of output channels by block: per bucket, sum the
         members' filter slices (``table [blocks, C, k^2, width]``) and multiply them into the tile.
 
@@ -284,8 +382,10 @@ def _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size,
         group_ids = ids[members]  # [G, C_in]
         merged_filters = x.new_zeros(len(members), kh * kw, depth, c_out)
         merged_filters.scatter_add_(
-            2, group_ids[:, None, :, None].expand(-1, kh * kw, -1, c_out),
-            filters.unsqueeze(0).expand(len(members), -1, -1, -1))  # sum of each bucket's slices
+            2,
+            group_ids[:, None, :, None].expand(-1, kh * kw, -1, c_out),
+            filters.unsqueeze(0).expand(len(members), -1, -1, -1),
+        )  # sum of each bucket's slices
         merged_inputs = means[members, :, :depth]  # [G, pixels, m]
         columns = merged_inputs[:, local_index].reshape(len(members), patch_size * patch_size, -1)
         out_tiles[members] = columns @ merged_filters.view(len(members), kh * kw * depth, c_out)

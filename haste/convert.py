@@ -27,9 +27,17 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
-def convert(model: nn.Module, num_hyperplanes: int = 14, sparsity: float = 2 / 3, patch_size: int = 3,
-            skip: int | Iterable[str] = 1, include_pointwise: bool = False, seed: int = 0,
-            inplace: bool = False, **options) -> nn.Module:  # fmt: skip
+def convert(
+    model: nn.Module,
+    num_hyperplanes: int = 14,
+    sparsity: float = 2 / 3,
+    patch_size: int = 3,
+    skip: int | Iterable[str] = 1,
+    include_pointwise: bool = False,
+    seed: int = 0,
+    inplace: bool = False,
+    **options,
+) -> nn.Module:
     """A copy of ``model`` whose ``nn.Conv2d`` layers are ``HasteConv2d`` (weights shared with none).
 
     ``skip``: the number of leading convs to leave dense (default 1: the stem, as in the paper), or
@@ -40,8 +48,11 @@ def convert(model: nn.Module, num_hyperplanes: int = 14, sparsity: float = 2 / 3
     """
     if not inplace:
         model = copy.deepcopy(model)
-    convs = [(name, m) for name, m in model.named_modules()
-             if isinstance(m, nn.Conv2d) and not isinstance(m, HasteConv2d)]  # fmt: skip
+    convs = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) and not isinstance(m, HasteConv2d)
+    ]
     if not convs:
         raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to convert")
     patterns = [] if isinstance(skip, int) else list(skip)
@@ -57,8 +68,9 @@ def convert(model: nn.Module, num_hyperplanes: int = 14, sparsity: float = 2 / 3
             reasons[name] = reason
         if name in reasons:
             continue
-        layer = HasteConv2d.from_conv(conv, num_hyperplanes, sparsity, patch_size,
-                                      seed=seed * 10_000 + index, **options)  # fmt: skip
+        layer = HasteConv2d.from_conv(
+            conv, num_hyperplanes, sparsity, patch_size, seed=seed * 10_000 + index, **options
+        )
         if name == "":
             return layer
         _set_submodule(model, name, layer)
@@ -87,13 +99,18 @@ def summary(model: nn.Module) -> pd.DataFrame:
         if not isinstance(module, nn.Conv2d):
             continue
         is_haste = isinstance(module, HasteConv2d)
-        rows.append({
-            "layer": name, "in_channels": module.in_channels, "out_channels": module.out_channels,
-            "kernel": "x".join(map(str, module.kernel_size)), "stride": module.stride[0],
-            "haste": is_haste,
-            "num_hyperplanes": module.num_hyperplanes if is_haste else None,
-            "reason": "" if is_haste else reasons.get(name, "not converted"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": name,
+                "in_channels": module.in_channels,
+                "out_channels": module.out_channels,
+                "kernel": "x".join(map(str, module.kernel_size)),
+                "stride": module.stride[0],
+                "haste": is_haste,
+                "num_hyperplanes": module.num_hyperplanes if is_haste else None,
+                "reason": "" if is_haste else reasons.get(name, "not converted"),
+            }
+        )
     return pd.DataFrame(rows)
 
 

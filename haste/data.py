@@ -13,20 +13,9 @@ from pathlib import Path
 
 import torch
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                   "truck"]  # fmt: skip
+from .files import atomic_save, cache_dir
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HASTE_CACHE", Path.home() / ".cache" / "haste"))
-
-
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` through a temporary file, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,9 +82,19 @@ class TensorBatches:
     generator seeded by ``seed`` and the pass number, so a run is reproducible and resumable.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, mean, std,
-                 augment: bool = False, shuffle: bool = False, seed: int = 0, limit: int | None = None,
-                 channels_last: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        mean,
+        std,
+        augment: bool = False,
+        shuffle: bool = False,
+        seed: int = 0,
+        limit: int | None = None,
+        channels_last: bool = False,
+    ):
         if limit is not None and limit < len(labels):
             # a fixed random subset: the files are sorted by class, so a prefix would be one class
             subset = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:limit]
@@ -160,27 +159,15 @@ def imagenet_val_loader(root, batch_size=32, limit=None, num_workers=2):
 
     if not Path(root).is_dir():
         raise FileNotFoundError(f"no ImageNet validation ImageFolder at {root}")
-    transform = transforms.Compose([
-        transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])  # fmt: skip
+    transform = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
     dataset = datasets.ImageFolder(str(root), transform=transform)
     if limit is not None:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-
-
-def synthetic_image_folder(root: str | os.PathLike, classes: int = 2, per_class: int = 4,
-                           size: tuple[int, int] = (80, 64), seed: int = 0) -> Path:  # fmt: skip
-    """A tiny ImageFolder of random JPEGs, to smoke-test ImageNet code paths without ImageNet."""
-    from PIL import Image
-
-    generator = torch.Generator().manual_seed(seed)
-    root = Path(root)
-    for label in range(classes):
-        folder = root / f"n{label:08d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=generator, dtype=torch.uint8)
-            Image.fromarray(pixels.numpy()).save(folder / f"{index:04d}.JPEG")
-    return root

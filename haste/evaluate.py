@@ -26,9 +26,13 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-             progress: bool = True, record_patches: bool = False, description: str = "evaluating",
-             ) -> EvalResult:  # fmt: skip
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    progress: bool = True,
+    record_patches: bool = False,
+    description: str = "evaluating",
+) -> EvalResult:
     """Run ``model`` (dense or converted) over ``(images [B, C, H, W], labels [B])`` batches.
 
     The HASTE layers' statistics are reset first; with ``record_patches`` each layer also keeps the

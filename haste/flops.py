@@ -72,8 +72,9 @@ class FlopReport:
         }
 
 
-def flop_report(model: nn.Module, input_shape: tuple[int, ...],
-                dense: dict[str, int] | None = None) -> FlopReport:  # fmt: skip
+def flop_report(
+    model: nn.Module, input_shape: tuple[int, ...], dense: dict[str, int] | None = None
+) -> FlopReport:
     """Combine fvcore's dense count with the statistics the HASTE layers recorded since their reset.
 
     A HASTE layer that saw no image (merging off) is counted as dense.
@@ -88,21 +89,31 @@ def flop_report(model: nn.Module, input_shape: tuple[int, ...],
             kept = 1.0
         else:
             if stats.dense != fvcore_dense * stats.images:
-                raise RuntimeError(f"{name}: layer counted {stats.dense / stats.images} dense FLOPs "
-                                   f"per image, fvcore {fvcore_dense}; input shapes changed?")  # fmt: skip
-            spent = {key: getattr(stats, key) / stats.images
-                     for key in ("conv", "centre", "hash", "input_merge", "filter_merge")}  # fmt: skip
+                raise RuntimeError(
+                    f"{name}: layer counted {stats.dense / stats.images} dense FLOPs "
+                    f"per image, fvcore {fvcore_dense}; input shapes changed?"
+                )
+            spent = {
+                key: getattr(stats, key) / stats.images
+                for key in ("conv", "centre", "hash", "input_merge", "filter_merge")
+            }
             kept = stats.conv / stats.dense
         overhead = spent["centre"] + spent["hash"] + spent["input_merge"] + spent["filter_merge"]
-        rows.append({
-            "layer": name, "num_hyperplanes": layer.num_hyperplanes, "images": stats.images,
-            "flops_dense": fvcore_dense, "flops_conv": spent["conv"],
-            **{f"flops_{key}": spent[key] for key in ("centre", "hash", "input_merge", "filter_merge")},
-            "flops_overhead": overhead, "flops_haste": spent["conv"] + overhead,
-            "conv_fraction_kept": kept,
-            "flops_reduction": _reduction(fvcore_dense, spent["conv"] + overhead),
-            "flops_reduction_no_overhead": _reduction(fvcore_dense, spent["conv"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "layer": name,
+                "num_hyperplanes": layer.num_hyperplanes,
+                "images": stats.images,
+                "flops_dense": fvcore_dense,
+                "flops_conv": spent["conv"],
+                **{f"flops_{key}": spent[key] for key in ("centre", "hash", "input_merge", "filter_merge")},
+                "flops_overhead": overhead,
+                "flops_haste": spent["conv"] + overhead,
+                "conv_fraction_kept": kept,
+                "flops_reduction": _reduction(fvcore_dense, spent["conv"] + overhead),
+                "flops_reduction_no_overhead": _reduction(fvcore_dense, spent["conv"]),
+            }
+        )
     layers = pd.DataFrame(rows)
     total_dense = float(dense[""])
     if layers.empty:

@@ -33,8 +33,7 @@ class Tiling:
     patch_size: int
 
     def _dim(self, axis: int):
-        size, k, s, p = (self.in_size[axis], self.kernel_size[axis], self.stride[axis],
-                         self.padding[axis])  # fmt: skip
+        size, k, s, p = (self.in_size[axis], self.kernel_size[axis], self.stride[axis], self.padding[axis])
         out = (size + 2 * p - k) // s + 1
         if out < 1:
             raise ValueError(f"input of size {self.in_size} is smaller than the kernel")
@@ -65,8 +64,10 @@ class Tiling:
     def valid_window(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of the input window that each tile row / column actually reads."""
         rows, cols = self.valid_outputs()
-        return ((rows - 1) * self.stride[0] + self.kernel_size[0],
-                (cols - 1) * self.stride[1] + self.kernel_size[1])  # fmt: skip
+        return (
+            (rows - 1) * self.stride[0] + self.kernel_size[0],
+            (cols - 1) * self.stride[1] + self.kernel_size[1],
+        )
 
 
 def pad_to_tiles(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
@@ -146,8 +147,9 @@ def _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size) -> Tili
     """The tiling of a HASTE conv, after checking that input, weight and hyperplanes fit together."""
     c_out, c_in, kh, kw = weight.shape
     if x.ndim != 4 or x.shape[1] != c_in:
-        raise ValueError(f"expected input [N, {c_in}, H, W] ({c_in} input channels), "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected input [N, {c_in}, H, W] ({c_in} input channels), got shape {tuple(x.shape)}"
+        )
     tiling = Tiling(tuple(x.shape[-2:]), (kh, kw), stride, padding, patch_size)
     win_h, win_w = tiling.window
     if hyperplanes.shape[0] != win_h * win_w:
@@ -165,10 +167,17 @@ CHUNK_BYTES = 4 << 20
 ACCELERATOR_CHUNK_BYTES = 512 << 20
 
 
-def haste_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                 stride: tuple[int, int], padding: tuple[int, int], hyperplanes: torch.Tensor,
-                 patch_size: int, centre: bool = True, random_ranks: torch.Tensor | None = None,
-                 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def haste_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    hyperplanes: torch.Tensor,
+    patch_size: int,
+    centre: bool = True,
+    random_ranks: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """HASTE convolution of ``x`` ``[N, C_in, H, W]`` with ``weight`` ``[C_out, C_in, kh, kw]``.
 
     ``hyperplanes``: ``[win_h * win_w, L]`` with ``win = (patch_size - 1) * stride + k``.
@@ -219,8 +228,13 @@ def _gemm_matrix(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
 
 
-def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool,
-                    random_ranks: torch.Tensor | None = None):  # fmt: skip
+def _merged_columns(
+    x: torch.Tensor,
+    tiling: Tiling,
+    hyperplanes: torch.Tensor,
+    centre: bool,
+    random_ranks: torch.Tensor | None = None,
+):
     """im2col rows ``[N * H_out * W_out, kh * kw * C]`` of the merged windows, and bucket counts."""
     n, channels = x.shape[:2]
     windows = extract_windows(x, tiling)  # [N, T, pixels, C]

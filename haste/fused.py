@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 
 def available(x: torch.Tensor, needs_grad: bool) -> bool:
     """Whether the fused kernel can run this input: CPU, float32/64, no gradient, numba installed."""
-    return numba is not None and x.device.type == "cpu" and not needs_grad and \
-        x.dtype in (torch.float32, torch.float64)  # fmt: skip
+    return (
+        numba is not None
+        and x.device.type == "cpu"
+        and not needs_grad
+        and x.dtype in (torch.float32, torch.float64)
+    )
 
 
 def torch_threads() -> int:
@@ -39,8 +43,9 @@ def torch_threads() -> int:
     return threads
 
 
-def merged_columns(padded: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool,
-                   columns: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def merged_columns(
+    padded: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool, columns: torch.Tensor
+) -> torch.Tensor:
     """Fill ``columns`` ``[N * H_out * W_out, kh * kw * C]`` from ``padded`` ``[N, H_p, W_p, C]``.
 
     ``padded`` is :func:`haste.functional.pad_to_tiles`'s output. Returns the bucket count of every
@@ -50,10 +55,25 @@ def merged_columns(padded: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tens
     (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
     num_buckets = torch.empty(n * tiles_h * tiles_w, dtype=torch.int64)
     threads = torch_threads()
-    _merged_rows(padded.numpy(), hyperplanes.to(padded.dtype).contiguous().numpy(), centre, tiles_h, tiles_w,
-                 tiling.patch_size, tiling.stride[0], tiling.stride[1], win_h, win_w, tiling.kernel_size[0],
-                 tiling.kernel_size[1], tiling.out_size[0], tiling.out_size[1], columns.numpy(),
-                 num_buckets.numpy(), 8 * threads)  # fmt: skip
+    _merged_rows(
+        padded.numpy(),
+        hyperplanes.to(padded.dtype).contiguous().numpy(),
+        centre,
+        tiles_h,
+        tiles_w,
+        tiling.patch_size,
+        tiling.stride[0],
+        tiling.stride[1],
+        win_h,
+        win_w,
+        tiling.kernel_size[0],
+        tiling.kernel_size[1],
+        tiling.out_size[0],
+        tiling.out_size[1],
+        columns.numpy(),
+        num_buckets.numpy(),
+        8 * threads,
+    )
     return num_buckets.view(n, -1)
 
 
@@ -65,18 +85,36 @@ if numba is not None:
         slots = 4
         while slots < 2 * channels:
             slots *= 2
-        return (np.empty((pixels, channels), dtype=dtype),  # window
-                np.empty((num_planes, channels), dtype=dtype),  # projections
-                np.empty(pixels, dtype=dtype),  # per-pixel channel sums
-                np.empty(channels, dtype=np.int64),  # codes
-                np.empty(channels, dtype=np.int64),  # bucket id of every channel
-                np.empty(channels, dtype=dtype),  # channels per bucket
-                np.empty(slots, dtype=np.int64),  # hash table: bucket id of a code, -1 where empty
-                np.empty(slots, dtype=np.int64))  # hash table: a channel holding that code
+        return (
+            np.empty((pixels, channels), dtype=dtype),  # window
+            np.empty((num_planes, channels), dtype=dtype),  # projections
+            np.empty(pixels, dtype=dtype),  # per-pixel channel sums
+            np.empty(channels, dtype=np.int64),  # codes
+            np.empty(channels, dtype=np.int64),  # bucket id of every channel
+            np.empty(channels, dtype=dtype),  # channels per bucket
+            np.empty(slots, dtype=np.int64),  # hash table: bucket id of a code, -1 where empty
+            np.empty(slots, dtype=np.int64),
+        )  # hash table: a channel holding that code
 
     @numba.njit(inline="always", cache=True)
-    def tile_buckets(padded, planes, centre, image, top, left, win_h, win_w, window, projections,
-                     pixel_sums, codes, ids, counts, table, table_owner):  # fmt: skip
+    def tile_buckets(
+        padded,
+        planes,
+        centre,
+        image,
+        top,
+        left,
+        win_h,
+        win_w,
+        window,
+        projections,
+        pixel_sums,
+        codes,
+        ids,
+        counts,
+        table,
+        table_owner,
+    ):
         """Hash one tile: copy its window from ``padded`` ``[N, H_p, W_p, C]`` into ``window``
         ``[pixels, C]``, fill ``ids`` (bucket of every channel, numbered by first appearance) and
         ``counts`` (channels per bucket). Returns the number of buckets."""
@@ -141,15 +179,58 @@ if numba is not None:
         return buckets
 
     @numba.njit(inline="always", cache=True)
-    def _merge_tile(padded, planes, centre, tiles_w, patch, stride_h, stride_w, win_h, win_w, kh, kw,
-                    out_h, out_w, columns, num_buckets, image, tile, r, window, projections, merged,
-                    pixel_sums, codes, ids, sums, counts, table, table_owner):  # fmt: skip
+    def _merge_tile(
+        padded,
+        planes,
+        centre,
+        tiles_w,
+        patch,
+        stride_h,
+        stride_w,
+        win_h,
+        win_w,
+        kh,
+        kw,
+        out_h,
+        out_w,
+        columns,
+        num_buckets,
+        image,
+        tile,
+        r,
+        window,
+        projections,
+        merged,
+        pixel_sums,
+        codes,
+        ids,
+        sums,
+        counts,
+        table,
+        table_owner,
+    ):
         pixels = planes.shape[0]
         channels = window.shape[1]
         tile_row, tile_col = tile // tiles_w, tile % tiles_w
         top, left = tile_row * patch * stride_h, tile_col * patch * stride_w
-        buckets = tile_buckets(padded, planes, centre, image, top, left, win_h, win_w, window, projections,
-                               pixel_sums, codes, ids, counts, table, table_owner)  # fmt: skip
+        buckets = tile_buckets(
+            padded,
+            planes,
+            centre,
+            image,
+            top,
+            left,
+            win_h,
+            win_w,
+            window,
+            projections,
+            pixel_sums,
+            codes,
+            ids,
+            counts,
+            table,
+            table_owner,
+        )
         # per pixel one scatter-add and one gather over the channels (a loop per bucket and pixel
         # was 4x slower: most buckets hold one or two channels)
         for p in range(pixels):
@@ -176,8 +257,25 @@ if numba is not None:
                             target[offset + c] = source[c]
 
     @numba.njit(parallel=True, cache=True)
-    def _merged_rows(padded, planes, centre, tiles_h, tiles_w, patch, stride_h, stride_w, win_h, win_w,
-                     kh, kw, out_h, out_w, columns, num_buckets, blocks):  # fmt: skip
+    def _merged_rows(
+        padded,
+        planes,
+        centre,
+        tiles_h,
+        tiles_w,
+        patch,
+        stride_h,
+        stride_w,
+        win_h,
+        win_w,
+        kh,
+        kw,
+        out_h,
+        out_w,
+        columns,
+        num_buckets,
+        blocks,
+    ):
         """Fills ``columns`` and ``num_buckets``; tiles are split into ``blocks`` parallel blocks, and
         each block allocates its buffers once."""
         images, _, _, channels = padded.shape
@@ -187,11 +285,38 @@ if numba is not None:
         blocks = min(total, blocks)
         for block in numba.prange(blocks):
             window, projections, pixel_sums, codes, ids, counts, table, table_owner = scratch(
-                pixels, channels, num_planes, padded.dtype)
+                pixels, channels, num_planes, padded.dtype
+            )
             merged = np.empty((pixels, channels), dtype=padded.dtype)
             sums = np.empty(channels, dtype=padded.dtype)
             for r in range(block * total // blocks, (block + 1) * total // blocks):
-                _merge_tile(padded, planes, centre, tiles_w, patch, stride_h, stride_w, win_h, win_w, kh, kw,
-                            out_h, out_w, columns, num_buckets, r // tiles, r % tiles, r, window,
-                            projections, merged, pixel_sums, codes, ids, sums, counts, table,
-                            table_owner)  # fmt: skip
+                _merge_tile(
+                    padded,
+                    planes,
+                    centre,
+                    tiles_w,
+                    patch,
+                    stride_h,
+                    stride_w,
+                    win_h,
+                    win_w,
+                    kh,
+                    kw,
+                    out_h,
+                    out_w,
+                    columns,
+                    num_buckets,
+                    r // tiles,
+                    r % tiles,
+                    r,
+                    window,
+                    projections,
+                    merged,
+                    pixel_sums,
+                    codes,
+                    ids,
+                    sums,
+                    counts,
+                    table,
+                    table_owner,
+                )

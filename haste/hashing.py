@@ -13,8 +13,13 @@ PROJECTIONS = ("ternary", "gaussian")
 MAX_HYPERPLANES = 53  # codes are exact integers in float64
 
 
-def draw_hyperplanes(window_pixels: int, num_hyperplanes: int, sparsity: float = 2 / 3,
-                     seed: int = 0, projection: str = "ternary") -> torch.Tensor:  # fmt: skip
+def draw_hyperplanes(
+    window_pixels: int,
+    num_hyperplanes: int,
+    sparsity: float = 2 / 3,
+    seed: int = 0,
+    projection: str = "ternary",
+) -> torch.Tensor:
     """Random hyperplanes ``[window_pixels, num_hyperplanes]`` (float32), reproducible from ``seed``.
 
     ``ternary``: entries +1 and -1 with probability ``(1 - sparsity) / 2`` each, 0 with probability

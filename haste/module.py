@@ -60,9 +60,18 @@ class HasteConv2d(nn.Conv2d):
     every patch in ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``.
     """
 
-    def __init__(self, *args, num_hyperplanes: int = 14, sparsity: float = 2 / 3, patch_size: int = 3,
-                 seed: int = 0, projection: str = "ternary", centre: bool = True, grouping: str = "lsh",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        *args,
+        num_hyperplanes: int = 14,
+        sparsity: float = 2 / 3,
+        patch_size: int = 3,
+        seed: int = 0,
+        projection: str = "ternary",
+        centre: bool = True,
+        grouping: str = "lsh",
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         _check_supported(self)
         if patch_size < 1:
@@ -79,23 +88,46 @@ class HasteConv2d(nn.Conv2d):
         self.register_buffer("hyperplanes", self._draw().to(self.weight.device))  # drawn on the CPU
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, num_hyperplanes: int = 14, sparsity: float = 2 / 3,
-                  patch_size: int = 3, seed: int = 0, **options) -> HasteConv2d:  # fmt: skip
+    def from_conv(
+        cls,
+        conv: nn.Conv2d,
+        num_hyperplanes: int = 14,
+        sparsity: float = 2 / 3,
+        patch_size: int = 3,
+        seed: int = 0,
+        **options,
+    ) -> HasteConv2d:
         """A HASTE layer that shares ``conv``'s weight and bias (refuses unsupported convs)."""
         _check_supported(conv)
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                    padding=_numeric_padding(conv), bias=conv.bias is not None,
-                    num_hyperplanes=num_hyperplanes, sparsity=sparsity, patch_size=patch_size,
-                    seed=seed, device=conv.weight.device, **options)  # fmt: skip
+        layer = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=_numeric_padding(conv),
+            bias=conv.bias is not None,
+            num_hyperplanes=num_hyperplanes,
+            sparsity=sparsity,
+            patch_size=patch_size,
+            seed=seed,
+            device=conv.weight.device,
+            **options,
+        )
         layer.weight = conv.weight
         layer.bias = conv.bias
         return layer
 
     def to_conv(self) -> nn.Conv2d:
         """The plain ``nn.Conv2d`` this layer was built from (sharing weight and bias)."""
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-                         padding=self.padding, bias=self.bias is not None,
-                         device=self.weight.device)  # fmt: skip
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            bias=self.bias is not None,
+            device=self.weight.device,
+        )
         conv.weight, conv.bias = self.weight, self.bias
         return conv
 
@@ -112,21 +144,25 @@ class HasteConv2d(nn.Conv2d):
         if settings["_patch_size"] < 1:
             raise ValueError(f"patch_size must be >= 1, not {patch_size}")
         windows = [(settings["_patch_size"] - 1) * s + k for s, k in zip(self.stride, self.kernel_size)]
-        hyperplanes = draw_hyperplanes(windows[0] * windows[1], settings["_num_hyperplanes"],
-                                       settings["_sparsity"], settings["_seed"], settings["_projection"])
+        hyperplanes = draw_hyperplanes(
+            windows[0] * windows[1],
+            settings["_num_hyperplanes"],
+            settings["_sparsity"],
+            settings["_seed"],
+            settings["_projection"],
+        )
         for name, value in settings.items():
             setattr(self, name, value)
         self.hyperplanes = hyperplanes.to(self.hyperplanes)  # keeps the buffer's device and dtype
         self._cost_cache.clear()
 
-    num_hyperplanes = property(lambda self: self._num_hyperplanes,
-                               lambda self, value: self.configure(num_hyperplanes=value))  # fmt: skip
+    num_hyperplanes = property(
+        lambda self: self._num_hyperplanes, lambda self, value: self.configure(num_hyperplanes=value)
+    )
     sparsity = property(lambda self: self._sparsity, lambda self, value: self.configure(sparsity=value))
-    patch_size = property(lambda self: self._patch_size,
-                          lambda self, value: self.configure(patch_size=value))  # fmt: skip
+    patch_size = property(lambda self: self._patch_size, lambda self, value: self.configure(patch_size=value))
     seed = property(lambda self: self._seed, lambda self, value: self.configure(seed=value))
-    projection = property(lambda self: self._projection,
-                          lambda self, value: self.configure(projection=value))  # fmt: skip
+    projection = property(lambda self: self._projection, lambda self, value: self.configure(projection=value))
 
     @property
     def window(self) -> tuple[int, int]:
@@ -134,16 +170,19 @@ class HasteConv2d(nn.Conv2d):
 
     def _draw(self) -> torch.Tensor:
         win_h, win_w = self.window
-        return draw_hyperplanes(win_h * win_w, self._num_hyperplanes, self._sparsity, self._seed,
-                                self._projection)  # fmt: skip
+        return draw_hyperplanes(
+            win_h * win_w, self._num_hyperplanes, self._sparsity, self._seed, self._projection
+        )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A checkpoint saved at another L carries hyperplanes of another width: adopt them.
         saved = state_dict.get(prefix + "hyperplanes")
         if saved is not None and saved.shape != self.hyperplanes.shape:
             if saved.shape[0] != self.hyperplanes.shape[0]:
-                raise ValueError(f"{prefix}hyperplanes: {tuple(saved.shape)} does not fit windows of "
-                                 f"{self.hyperplanes.shape[0]} pixels (another patch size?)")  # fmt: skip
+                raise ValueError(
+                    f"{prefix}hyperplanes: {tuple(saved.shape)} does not fit windows of "
+                    f"{self.hyperplanes.shape[0]} pixels (another patch size?)"
+                )
             self._num_hyperplanes = saved.shape[1]
             self.hyperplanes = torch.empty_like(saved, device=self.hyperplanes.device)
             self._cost_cache.clear()
@@ -156,14 +195,30 @@ class HasteConv2d(nn.Conv2d):
         if x.ndim != 4:
             raise ValueError(f"HasteConv2d expects [N, C, H, W] input, got shape {tuple(x.shape)}")
         if self.execution == "eval":
-            out, num_buckets = haste_conv2d(x, self.weight, self.bias, self.stride, self.padding,
-                                            self.hyperplanes, self._patch_size, self.centre,
-                                            self._random_ranks(x))  # fmt: skip
+            out, num_buckets = haste_conv2d(
+                x,
+                self.weight,
+                self.bias,
+                self.stride,
+                self.padding,
+                self.hyperplanes,
+                self._patch_size,
+                self.centre,
+                self._random_ranks(x),
+            )
         elif self.execution == "compressed":
             if self.grouping != "lsh":
                 raise ValueError("the compressed path runs LSH grouping only")
-            out, num_buckets = haste_conv2d_compressed(x, self.weight, self.bias, self.stride, self.padding,
-                                                       self.hyperplanes, self._patch_size, self.centre)
+            out, num_buckets = haste_conv2d_compressed(
+                x,
+                self.weight,
+                self.bias,
+                self.stride,
+                self.padding,
+                self.hyperplanes,
+                self._patch_size,
+                self.centre,
+            )
         else:
             raise ValueError(f"execution must be one of {list(EXECUTION_PATHS)}, not {self.execution!r}")
         self._record(x.shape, num_buckets)
@@ -182,9 +237,11 @@ class HasteConv2d(nn.Conv2d):
         return keys.argsort(1).argsort(1).to(x.device)
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, num_hyperplanes={self._num_hyperplanes}, "
-                f"sparsity={self._sparsity:.3g}, patch_size={self._patch_size}, seed={self._seed}, "
-                f"merge={self.merge}")  # fmt: skip
+        return (
+            f"{super().extra_repr()}, num_hyperplanes={self._num_hyperplanes}, "
+            f"sparsity={self._sparsity:.3g}, patch_size={self._patch_size}, seed={self._seed}, "
+            f"merge={self.merge}"
+        )
 
     # --- accounting --------------------------------------------------------------------------------
     def _tile_costs(self, in_size: tuple[int, int]) -> dict:

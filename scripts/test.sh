@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 python -m ruff check .
+python -m ruff format --check .
 python -m pytest -q "$@"

@@ -39,8 +39,11 @@ def test_trained_layer_benchmark_times_every_haste_layer(tmp_path, monkeypatch):
     monkeypatch.setattr(speed, "model_inputs", lambda name, batch, data: (torch.randn(2, 3, 32, 32), "noise"))
     speed.main(["--quick", "--parts", "trained", "--reps", "1", "--threads", "1", "--out", str(tmp_path)])
     rows = pd.read_csv(tmp_path / "trained_layers.csv")
-    converted = [name for name, m in speed.haste.convert(model, 4).named_modules()
-                 if isinstance(m, speed.haste.HasteConv2d)]  # fmt: skip
+    converted = [
+        name
+        for name, m in speed.haste.convert(model, 4).named_modules()
+        if isinstance(m, speed.haste.HasteConv2d)
+    ]
     assert sorted(set(rows["layer"])) == sorted(converted)  # every HASTE layer, the stem left dense
     paths = rows.groupby("layer")["path"].apply(sorted).tolist()
     assert paths == [["compressed", "dense", "eval"]] * len(converted)

@@ -3,30 +3,57 @@ import json
 import pytest
 from test_data import make_tree
 
-from haste.cli import main
+from haste.repro.cli import main
 
 
 def test_eval_sweep_writes_json(tmp_path, capsys):
     root = make_tree(tmp_path / "cifar", per_class=1)
     out = tmp_path / "result.json"
-    code = main(["eval", "--model", "cifar10/resnet18", "--weights", "random", "--data", str(root),
-                 "--hyperplanes", "4", "14", "--baseline", "--json", str(out)])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "cifar10/resnet18",
+            "--weights",
+            "random",
+            "--data",
+            str(root),
+            "--hyperplanes",
+            "4",
+            "14",
+            "--baseline",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = json.loads(out.read_text())
     assert [row["num_hyperplanes"] for row in rows] == [None, 4, 14]
-    keys = {"accuracy", "flops_dense", "flops_haste", "flops_overhead", "flops_reduction",
-            "flops_reduction_no_overhead"}
+    keys = {
+        "accuracy",
+        "flops_dense",
+        "flops_haste",
+        "flops_overhead",
+        "flops_reduction",
+        "flops_reduction_no_overhead",
+    }
     assert keys <= set(rows[1])
     assert rows[0]["flops_reduction"] == 0
     assert rows[1]["flops_reduction"] > rows[2]["flops_reduction"]  # fewer planes, more merging
     assert "cifar10/resnet18" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["eval", "--model", "cifar10/nope", "--weights", "random"], "unknown model"),
-    (["eval", "--model", "cifar10/resnet18", "--weights", "random", "--data", "/nonexistent"], "no CIFAR-10"),
-    (["eval", "--model", "cifar10/resnet18", "--weights", "/nonexistent.pt"], "not found"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["eval", "--model", "cifar10/nope", "--weights", "random"], "unknown model"),
+        (
+            ["eval", "--model", "cifar10/resnet18", "--weights", "random", "--data", "/nonexistent"],
+            "no CIFAR-10",
+        ),
+        (["eval", "--model", "cifar10/resnet18", "--weights", "/nonexistent.pt"], "not found"),
+    ],
+)
 def test_bad_arguments_give_one_line_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -47,8 +74,23 @@ def test_eval_imagenet_model_on_image_folder(tmp_path):
         for i in range(2):
             Image.new("RGB", (80, 60), (i * 90, 30, 200)).save(tmp_path / "val" / wnid / f"{i}.JPEG")
     out = tmp_path / "imagenet.json"
-    code = main(["eval", "--model", "imagenet/resnet18", "--weights", "random", "--data",
-                 str(tmp_path / "val"), "--hyperplanes", "12", "--batch-size", "4", "--json", str(out)])
+    code = main(
+        [
+            "eval",
+            "--model",
+            "imagenet/resnet18",
+            "--weights",
+            "random",
+            "--data",
+            str(tmp_path / "val"),
+            "--hyperplanes",
+            "12",
+            "--batch-size",
+            "4",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     row = json.loads(out.read_text())
     assert row["images"] == 4 and row["flops_dense"] > 1e9  # 224x224 ResNet18: 1.8 GFLOPs

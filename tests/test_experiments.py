@@ -5,15 +5,17 @@ import math
 import pandas as pd
 import pytest
 
-from haste.experiments import drop_at_reduction
+from haste.repro.experiments import drop_at_reduction
 
 
 def test_drop_is_interpolated_between_measured_points_and_never_extrapolated():
-    summary = pd.DataFrame({
-        "variant": ["a", "a", "a", "b", "b"],
-        "flops_reduction": [30.0, 20.0, 40.0, 10.0, 26.0],  # unsorted on purpose
-        "accuracy_drop": [3.0, 1.0, 9.0, 0.5, 2.1],
-    })  # fmt: skip
+    summary = pd.DataFrame(
+        {
+            "variant": ["a", "a", "a", "b", "b"],
+            "flops_reduction": [30.0, 20.0, 40.0, 10.0, 26.0],  # unsorted on purpose
+            "accuracy_drop": [3.0, 1.0, 9.0, 0.5, 2.1],
+        }
+    )
     table = drop_at_reduction(summary, [25.0, 35.0]).set_index(["variant", "flops_reduction"])
     assert table.accuracy_drop[("a", 25.0)] == pytest.approx(2.0)  # halfway between (20, 1) and (30, 3)
     assert table.accuracy_drop[("a", 35.0)] == pytest.approx(6.0)  # halfway between (30, 3) and (40, 9)
@@ -22,12 +24,25 @@ def test_drop_is_interpolated_between_measured_points_and_never_extrapolated():
 
 
 def test_summary_of_saved_rows_is_what_a_rerun_reading_them_back_derives(tmp_path):
-    from haste.experiments import RESULT_COLUMNS, save_rows, summarize
+    from haste.repro.experiments import RESULT_COLUMNS, save_rows, summarize
 
-    rows = pd.DataFrame([{column: None for column in RESULT_COLUMNS} | {
-        "model": "m", "weights_sha256": "ab" * 32, "num_hyperplanes": 8, "seed": seed, "commit": "0" * 40,
-        "accuracy": 90 + seed / 3, "accuracy_drop": 1 - seed / 7, "flops_reduction": 30 + seed / 9,
-        "flops_reduction_no_overhead": 40 + seed / 11} for seed in range(3)])  # more than 6 digits
+    rows = pd.DataFrame(
+        [
+            {column: None for column in RESULT_COLUMNS}
+            | {
+                "model": "m",
+                "weights_sha256": "ab" * 32,
+                "num_hyperplanes": 8,
+                "seed": seed,
+                "commit": "0" * 40,
+                "accuracy": 90 + seed / 3,
+                "accuracy_drop": 1 - seed / 7,
+                "flops_reduction": 30 + seed / 9,
+                "flops_reduction_no_overhead": 40 + seed / 11,
+            }
+            for seed in range(3)
+        ]
+    )  # more than 6 digits
     path = tmp_path / "rows.csv"
     first = summarize(save_rows(rows, path))
     rerun = summarize(save_rows(pd.read_csv(path), path))

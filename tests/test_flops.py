@@ -39,8 +39,14 @@ def test_hand_counted_flops_when_nothing_merges():
 
 
 def test_report_combines_fvcore_and_layer_records():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
     dense_total = 3 * 8 * 9 * 64 + 8 * 8 * 9 * 64 + 8 * 10 + 8 * 64  # convs, linear, avg pool
     converted = haste.convert(model, 3)
     images = torch.randn(4, 3, 8, 8)
@@ -61,8 +67,9 @@ def test_report_combines_fvcore_and_layer_records():
 def test_dense_model_has_zero_reduction():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
     model(torch.randn(1, 3, 6, 6))
-    result = haste.evaluate(model, [(torch.randn(2, 3, 6, 6), torch.zeros(2, dtype=torch.long))],
-                            progress=False)
+    result = haste.evaluate(
+        model, [(torch.randn(2, 3, 6, 6), torch.zeros(2, dtype=torch.long))], progress=False
+    )
     assert result.to_dict()["flops_reduction"] == 0
     assert result.to_dict()["flops_reduction_no_overhead"] == 0
     assert result.to_dict()["flops_dense"] == 4 * 3 * 9 * 16 + 4 * 16 * 2
@@ -71,10 +78,11 @@ def test_dense_model_has_zero_reduction():
 def test_operating_points_when_no_l_qualifies():
     import pandas as pd
 
-    from haste.experiments import operating_points
+    from haste.repro.experiments import operating_points
 
-    summary = pd.DataFrame({"model": ["m", "m"], "accuracy_drop": [3.0, 5.0],
-                            "flops_reduction": [10.0, 20.0]})
+    summary = pd.DataFrame(
+        {"model": ["m", "m"], "accuracy_drop": [3.0, 5.0], "flops_reduction": [10.0, 20.0]}
+    )
     assert operating_points(summary, {"m": 4.0}).flops_reduction.tolist() == [10.0]
     empty = operating_points(summary, {"m": 1.0})
     assert empty.empty and "model" in empty.columns

@@ -24,8 +24,9 @@ def test_gaussian_projection_is_dense():
     assert (planes != 0).all()
 
 
-@pytest.mark.parametrize("bad", [dict(num_hyperplanes=0), dict(num_hyperplanes=54), dict(sparsity=1.0),
-                                 dict(projection="binary")])
+@pytest.mark.parametrize(
+    "bad", [dict(num_hyperplanes=0), dict(num_hyperplanes=54), dict(sparsity=1.0), dict(projection="binary")]
+)
 def test_bad_hyperplane_arguments_are_refused(bad):
     args = dict(window_pixels=9, num_hyperplanes=4, sparsity=0.5, seed=0, projection="ternary") | bad
     with pytest.raises(ValueError):

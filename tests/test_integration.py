@@ -5,15 +5,15 @@ import pytest
 import haste
 from haste import models
 from haste.data import cifar10_batches
-from haste.models.weights import MANIFEST, REPO_WEIGHTS_DIR, read_manifest
+from haste.models.weights import read_manifest, shipped_weights_dir
 
-SHIPPED = read_manifest(MANIFEST)
+SHIPPED = read_manifest()
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_file_matches_manifest(name):
     entry = SHIPPED[name]
-    assert models.sha256_file(REPO_WEIGHTS_DIR / entry["file"]) == entry["sha256"]
+    assert models.sha256_file(shipped_weights_dir() / entry["file"]) == entry["sha256"]
 
 
 @pytest.mark.integration
@@ -29,8 +29,14 @@ def test_haste_on_real_images(cifar_root):
 @pytest.mark.integration
 @pytest.mark.skipif(not SHIPPED, reason="no shipped checkpoint in weights/manifest.csv yet")
 def test_shipped_checkpoint_reproduces_manifest_accuracy(cifar_root):
-    by_cost = ["cifar10/resnet18", "cifar10/vgg11_bn", "cifar10/vgg13_bn", "cifar10/vgg16_bn",
-               "cifar10/vgg19_bn", "cifar10/resnet34"]  # cheapest evaluation first  # fmt: skip
+    by_cost = [
+        "cifar10/resnet18",
+        "cifar10/vgg11_bn",
+        "cifar10/vgg13_bn",
+        "cifar10/vgg16_bn",
+        "cifar10/vgg19_bn",
+        "cifar10/resnet34",
+    ]  # cheapest evaluation first
     name = next(name for name in by_cost + sorted(SHIPPED) if name in SHIPPED)
     model, _ = models.load(name)
     result = haste.evaluate(model, cifar10_batches(cifar_root, "test", 500), progress=False)

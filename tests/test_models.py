@@ -8,10 +8,15 @@ from haste import models
 from haste.models import ChecksumError, WeightsNotFoundError
 
 
-@pytest.mark.parametrize("name,params,flops", [
-    ("cifar10/resnet18", 11_173_962, None), ("cifar10/resnet34", 21_282_122, None),
-    ("cifar10/vgg11_bn", 28_149_514, None), ("cifar10/vgg19_bn", 38_958_922, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,params,flops",
+    [
+        ("cifar10/resnet18", 11_173_962, None),
+        ("cifar10/resnet34", 21_282_122, None),
+        ("cifar10/vgg11_bn", 28_149_514, None),
+        ("cifar10/vgg19_bn", 38_958_922, None),
+    ],
+)
 def test_cifar_architectures(name, params, flops):
     model = models.build(name)
     assert sum(p.numel() for p in model.parameters()) == params

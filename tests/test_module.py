@@ -33,8 +33,9 @@ def test_matches_per_patch_loop(config, num_hyperplanes, inference):
     layer = HasteConv2d.from_conv(conv, num_hyperplanes, sparsity=0.5, patch_size=patch, seed=2).double()
     layer.record_patches = True
     x = torch.randn(2, c_in, height, width, dtype=torch.float64)
-    expected, buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                             layer.hyperplanes, patch)
+    expected, buckets = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, patch
+    )
     assert fused.available(x, needs_grad=not inference) == inference  # which path runs
     with torch.set_grad_enabled(not inference):
         out = layer(x)
@@ -52,8 +53,9 @@ def test_matches_per_patch_loop_float32_channels_last(inference):
     conv = nn.Conv2d(16, 8, 3, 1, 1)
     layer = HasteConv2d.from_conv(conv, 4, patch_size=3, seed=5)
     x = torch.randn(3, 16, 10, 10)
-    expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                       layer.hyperplanes, 3)
+    expected, _ = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3
+    )
     with torch.set_grad_enabled(not inference):
         out = layer(x.contiguous(memory_format=torch.channels_last))
     assert rel_error(out, expected) < 1e-5
@@ -64,8 +66,9 @@ def test_without_centring_matches_loop(inference):
     conv = nn.Conv2d(6, 3, 3, 1, 1).double()
     layer = HasteConv2d.from_conv(conv, 3, centre=False).double()
     x = torch.randn(1, 6, 7, 7, dtype=torch.float64)
-    expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                       layer.hyperplanes, 3, centre=False)
+    expected, _ = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3, centre=False
+    )
     with torch.set_grad_enabled(not inference):
         assert rel_error(layer(x), expected) < 1e-10
 
@@ -188,8 +191,14 @@ def test_steering_l_is_reproducible():
     assert torch.equal(layer.hyperplanes, original)
 
 
-@pytest.mark.parametrize("conv", [nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 3, dilation=2),
-                                  nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(4, 4, 3, groups=2),
+        nn.Conv2d(4, 4, 3, dilation=2),
+        nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),
+    ],
+)
 def test_unsupported_convs_are_refused(conv):
     with pytest.raises(ValueError, match="not supported"):
         HasteConv2d.from_conv(conv)
@@ -229,8 +238,9 @@ def test_random_grouping_control_keeps_bucket_counts():
     layer.grouping = "random"
     out = layer(x)
     assert layer.stats.conv == lsh_conv  # same number of buckets in every patch
-    lsh_out, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                      layer.hyperplanes, 3)
+    lsh_out, _ = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3
+    )
     assert not torch.allclose(out, lsh_out)  # but other groups
     assert torch.equal(out, layer(x))  # fixed, reproducible groups
     layer.grouping = "kmeans"
@@ -244,8 +254,9 @@ def test_compressed_path_matches_loop_and_eval_path(config):
     conv = nn.Conv2d(c_in, c_out, k, stride, padding, bias=bias).double()
     layer = HasteConv2d.from_conv(conv, 2, sparsity=0.5, patch_size=patch, seed=1).double()
     x = torch.randn(3, c_in, height, width, dtype=torch.float64)
-    expected, _ = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                       layer.hyperplanes, patch)
+    expected, _ = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, patch
+    )
     evaluated = layer(x)
     eval_stats = layer.stats.counts()
     layer.reset_stats()
@@ -256,9 +267,19 @@ def test_compressed_path_matches_loop_and_eval_path(config):
     assert layer.stats.counts() == eval_stats
     # both backends directly, without gradients (where "auto" would pick numba on CPU)
     with torch.no_grad():
-        results = [haste_conv2d_compressed(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                           layer.hyperplanes, patch, backend=backend)
-                   for backend in ("torch", "numba")]
+        results = [
+            haste_conv2d_compressed(
+                x,
+                conv.weight,
+                conv.bias,
+                conv.stride,
+                conv.padding,
+                layer.hyperplanes,
+                patch,
+                backend=backend,
+            )
+            for backend in ("torch", "numba")
+        ]
     for out, _ in results:
         assert rel_error(out, expected) < 1e-10
     assert torch.equal(results[0][1], results[1][1])  # same bucket counts
@@ -278,11 +299,13 @@ def test_eval_kernel_chunks_share_one_row_buffer(monkeypatch):
     x[:, 6:] = x[:, :6] + 1e-3 * torch.randn(5, 6, 7, 8, dtype=torch.float64)  # buckets with members
     tiles, window = 3 * 3, 5 * 5
     monkeypatch.setattr(functional, "CHUNK_BYTES", 2 * tiles * window * 12 * 8)  # two images per chunk
-    expected, expected_buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                                      layer.hyperplanes, 3)
+    expected, expected_buckets = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3
+    )
     with torch.no_grad():
-        out, buckets = haste_conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                    layer.hyperplanes, 3)  # fmt: skip
+        out, buckets = haste_conv2d(
+            x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3
+        )
     assert rel_error(out, expected) < 1e-10
     assert buckets.flatten().tolist() == expected_buckets and (buckets < 12).any()
 
@@ -300,18 +323,21 @@ def test_compressed_kernel_blocks_and_chunks(monkeypatch, stride):
     layer = HasteConv2d.from_conv(conv, 3, sparsity=0.5, patch_size=3, seed=2).double()
     x = torch.randn(3, 12, 10, 9, dtype=torch.float64)
     x[:, 6:] = x[:, :6] + 1e-3 * torch.randn(3, 6, 10, 9, dtype=torch.float64)  # buckets with members
-    expected, expected_buckets = reference_haste_conv(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                                      layer.hyperplanes, 3)
+    expected, expected_buckets = reference_haste_conv(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3
+    )
     assert compressed.filter_table(conv.weight).shape == (3, 12, 9, 16)
     with torch.no_grad():
-        out, buckets = haste_conv2d_compressed(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                               layer.hyperplanes, 3, backend="numba")
+        out, buckets = haste_conv2d_compressed(
+            x, conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, 3, backend="numba"
+        )
     assert rel_error(out, expected) < 1e-10
     assert (buckets < 12).any()  # some channels were merged
     with torch.no_grad():  # the cached filter table follows an in-place change of the weights
         conv.weight.mul_(2)
-        doubled, _ = haste_conv2d_compressed(x, conv.weight, None, conv.stride, conv.padding,
-                                             layer.hyperplanes, 3, backend="numba")
+        doubled, _ = haste_conv2d_compressed(
+            x, conv.weight, None, conv.stride, conv.padding, layer.hyperplanes, 3, backend="numba"
+        )
     expected, _ = reference_haste_conv(x, conv.weight, None, conv.stride, conv.padding, layer.hyperplanes, 3)
     assert rel_error(doubled, expected) < 1e-10
     with torch.inference_mode():  # a weight made in inference mode has no version counter: not cached
@@ -339,8 +365,16 @@ def test_compressed_backend_choice_and_refusals():
 
 
 def test_compressed_path_float32_model():
-    model = haste.convert(nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1),
-                                        nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1)), 4)
+    model = haste.convert(
+        nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+        ),
+        4,
+    )
     x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         evaluated = model(x)

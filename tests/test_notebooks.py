@@ -1,6 +1,5 @@
 """Every notebook runs under papermill in quick mode, in run_all.sh's order; CSV schemas are checked."""
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -8,29 +7,29 @@ import pytest
 from conftest import SHARED_CIFAR
 from test_data import make_tree
 
-from haste.experiments import RESULT_COLUMNS
+from haste.repro import notebooks
+from haste.repro.experiments import RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = re.findall(r"^  (\d\d_\w+)$", (ROOT / "run_all.sh").read_text(), flags=re.M)
 
 
-def test_run_all_lists_every_notebook():
-    assert sorted(ORDER) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+def test_the_runner_lists_every_notebook():
+    assert sorted(notebooks.ORDER) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
-    import papermill
-
     tmp = tmp_path_factory.mktemp("notebooks")
     data = SHARED_CIFAR if (SHARED_CIFAR / "test").is_dir() else make_tree(tmp / "cifar", per_class=8)
-    for name in ORDER:
-        source = ROOT / "notebooks" / f"{name}.ipynb"
-        parameters = {"quick": True, "results_dir": str(tmp / "results")}
-        if '"data = ' in source.read_text():
-            parameters["data"] = str(data)
-        papermill.execute_notebook(str(source), str(tmp / f"{name}.ipynb"), parameters=parameters,
-                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+    # what run_all.sh --quick runs: the quick parameter files, only declared parameters passed
+    notebooks.run(
+        notebooks.ORDER,
+        quick=True,
+        out_dir=tmp / "executed",
+        log_output=False,
+        results_dir=str(tmp / "results"),
+        data=str(data),
+    )
     return tmp / "results" / "quick"
 
 
@@ -45,8 +44,16 @@ def test_sweep_csv_schema(quick_results):
 
 def test_table_figures_and_other_outputs(quick_results):
     table = pd.read_csv(quick_results / "cifar10_main_table.csv")
-    assert {"model", "weights_sha256", "baseline_accuracy", "num_hyperplanes", "accuracy_drop",
-            "flops_reduction", "flops_reduction_no_overhead", "paper_flops_reduction"} <= set(table.columns)
+    assert {
+        "model",
+        "weights_sha256",
+        "baseline_accuracy",
+        "num_hyperplanes",
+        "accuracy_drop",
+        "flops_reduction",
+        "flops_reduction_no_overhead",
+        "paper_flops_reduction",
+    } <= set(table.columns)
     for figure in ("cifar10_tradeoff", "patch_compression", "cifar10_patch_size"):
         for suffix in ("png", "pdf"):
             assert (quick_results / "figures" / f"{figure}.{suffix}").stat().st_size > 1000

@@ -5,14 +5,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from haste.plotting import draw_sweep
+from haste.repro.plotting import draw_sweep
 
 
 def _summary():
     # rows out of L order, as a summary filtered from several models can be
-    return pd.DataFrame({"num_hyperplanes": [16, 8, 12], "flops_reduction": [10.0, 40.0, 25.0],
-                         "flops_reduction_std": [0.1, 0.3, 0.2], "accuracy_drop": [0.5, 9.0, 1.2],
-                         "accuracy_std": [0.05, 0.9, 0.1]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "num_hyperplanes": [16, 8, 12],
+            "flops_reduction": [10.0, 40.0, 25.0],
+            "flops_reduction_std": [0.1, 0.3, 0.2],
+            "accuracy_drop": [0.5, 9.0, 1.2],
+            "accuracy_std": [0.05, 0.9, 0.1],
+        }
+    )
 
 
 def test_draw_sweep_curve_in_order_of_l_with_operating_point_ringed():

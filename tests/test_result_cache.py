@@ -4,10 +4,10 @@ import pandas as pd
 import torch
 from test_data import make_tree
 
-import haste.experiments as experiments
-import haste.result_cache as result_cache
+import haste.repro.experiments as experiments
+import haste.repro.result_cache as result_cache
 from haste import models
-from haste.result_cache import cached_measurement
+from haste.repro.result_cache import cached_measurement
 
 KEY = {"model": "cifar10/resnet18", "weights_sha256": "ab" * 32, "num_hyperplanes": 8, "seed": 0}
 
@@ -82,16 +82,18 @@ def test_sweep_reuses_the_committed_rows_that_match_and_evaluates_the_rest(tmp_p
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(experiments, "evaluate", counting_evaluate)
-    again = experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
-                              reuse=committed)
+    again = experiments.sweep(
+        "cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False, reuse=committed
+    )
     # only the dense model ran (to check the data); the HASTE rows came from the CSV
     assert len(calls) == 1 and list(again["num_hyperplanes"].fillna(0)) == [0, 8]
     assert list(again["seed"])[1] == 1
     assert again["accuracy"].tolist() == committed["accuracy"].iloc[[0, 4]].tolist()
     # a grid with a new L: the stored rows are taken, only the new L is evaluated, in the sweep's order
     calls.clear()
-    grid = experiments.sweep("cifar10/resnet18", [4, 12, 8], [0], root, weights=str(weights), progress=False,
-                             reuse=committed)
+    grid = experiments.sweep(
+        "cifar10/resnet18", [4, 12, 8], [0], root, weights=str(weights), progress=False, reuse=committed
+    )
     assert calls == ["cifar10/resnet18 dense", "cifar10/resnet18 L=12 seed=0"]
     assert list(grid["num_hyperplanes"].fillna(0)) == [0, 4, 12, 8]
     assert grid["accuracy"].iloc[[0, 1, 3]].tolist() == committed["accuracy"].iloc[[0, 1, 2]].tolist()
@@ -101,8 +103,9 @@ def test_sweep_reuses_the_committed_rows_that_match_and_evaluates_the_rest(tmp_p
     calls.clear()
     other_data = committed.copy()
     other_data.loc[other_data["num_hyperplanes"].isna(), "accuracy"] += 10.0  # as another copy of the data
-    experiments.sweep("cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False,
-                      reuse=other_data)
+    experiments.sweep(
+        "cifar10/resnet18", [8], [1], root, weights=str(weights), progress=False, reuse=other_data
+    )
     assert len(calls) == 2  # dense, L=8: recomputed
     sha = committed["weights_sha256"][0]
     found = experiments.reusable_rows(committed, "cifar10/resnet18", sha, 10)

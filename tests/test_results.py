@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from haste.experiments import PAPER_POINTS, RESULT_COLUMNS
-from haste.models.weights import MANIFEST, read_manifest
+from haste.models.weights import read_manifest
+from haste.repro.experiments import RESULT_COLUMNS
+from haste.repro.paper import PAPER_POINTS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-SHIPPED_HASHES = {entry["sha256"] for entry in read_manifest(MANIFEST).values()}
+SHIPPED_HASHES = {entry["sha256"] for entry in read_manifest().values()}
 
 
 def committed(name):
@@ -26,8 +27,10 @@ def committed(name):
 SWEEPS = ["cifar10_sweep", "cifar10_patch2_sweep"]
 
 
-@pytest.mark.parametrize("name,extra", [("cifar10_sweep.csv", []), ("cifar10_patch2_sweep.csv", []),
-                                        ("ablations.csv", ["variant"])])
+@pytest.mark.parametrize(
+    "name,extra",
+    [("cifar10_sweep.csv", []), ("cifar10_patch2_sweep.csv", []), ("ablations.csv", ["variant"])],
+)
 def test_result_rows_carry_their_provenance(name, extra):
     rows = committed(name)
     assert list(rows.columns) == RESULT_COLUMNS + extra

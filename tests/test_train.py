@@ -5,12 +5,20 @@ import torch
 from test_data import make_tree
 
 from haste import models
-from haste.train import TrainConfig, export, train
+from haste.repro.train import TrainConfig, export, train
 
 
 def config(root, epochs):
-    return TrainConfig(model="cifar10/resnet18", data=str(root), epochs=epochs, batch_size=8,
-                       max_lr=0.01, seed=3, bf16=False, channels_last=False)
+    return TrainConfig(
+        model="cifar10/resnet18",
+        data=str(root),
+        epochs=epochs,
+        batch_size=8,
+        max_lr=0.01,
+        seed=3,
+        bf16=False,
+        channels_last=False,
+    )
 
 
 def test_loss_falls(tmp_path):
@@ -31,7 +39,7 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     root = make_tree(tmp_path / "cifar", per_class=4)
     straight = torch.load(train(config(root, 3), tmp_path / "a", progress=False), weights_only=False)
 
-    import haste.train as training
+    import haste.repro.train as training
 
     calls = {"n": 0}
     original = training._atomic_save
@@ -72,7 +80,7 @@ def test_export_writes_verified_fp16_weights_and_manifest(tmp_path):
 def test_slim_run_exports_the_same_weights_through_the_cli(tmp_path, capsys):
     from safetensors.torch import load_file
 
-    from haste.cli import main
+    from haste.repro.cli import main
 
     root = make_tree(tmp_path / "cifar", per_class=1)
     train(config(root, 1), tmp_path / "run", progress=False)
@@ -82,8 +90,10 @@ def test_slim_run_exports_the_same_weights_through_the_cli(tmp_path, capsys):
     assert "optimizer" not in slim_state
     assert slim_file.stat().st_size < (tmp_path / "run" / "last.pt").stat().st_size
     # exported from the slim file (data given anew, as on another machine) and from the full run
-    assert main(["export", "--run", str(slim_file), "--weights-dir", str(tmp_path / "a"),
-                 "--data", str(root)]) == 0  # fmt: skip
+    assert (
+        main(["export", "--run", str(slim_file), "--weights-dir", str(tmp_path / "a"), "--data", str(root)])
+        == 0
+    )
     assert main(["export", "--run", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "b")]) == 0
     a = load_file(str(tmp_path / "a" / "cifar10" / "resnet18.safetensors"))
     b = load_file(str(tmp_path / "b" / "cifar10" / "resnet18.safetensors"))
@@ -96,7 +106,7 @@ def test_slim_run_exports_the_same_weights_through_the_cli(tmp_path, capsys):
 
 
 def test_unfinished_or_corrupt_runs_are_refused(tmp_path, capsys):
-    from haste.cli import main
+    from haste.repro.cli import main
 
     root = make_tree(tmp_path / "cifar", per_class=1)
     train(config(root, 1), tmp_path / "run", progress=False)
@@ -104,8 +114,11 @@ def test_unfinished_or_corrupt_runs_are_refused(tmp_path, capsys):
     state["config"]["epochs"] = 2  # as if stopped after epoch 1 of 2
     torch.save(state, tmp_path / "unfinished.pt")
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
-    for run, message in [("unfinished.pt", "stopped at epoch 1/2"), ("corrupt.pt", "not a readable"),
-                         ("missing", "no training run")]:  # fmt: skip
+    for run, message in [
+        ("unfinished.pt", "stopped at epoch 1/2"),
+        ("corrupt.pt", "not a readable"),
+        ("missing", "no training run"),
+    ]:
         assert main(["export", "--run", str(tmp_path / run), "--weights-dir", str(tmp_path / "w")]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "w" / "cifar10").exists()  # nothing half-written

@@ -16,14 +16,13 @@ from torch import nn
 
 from . import cifar
 from .weights import (
-    MANIFEST,
-    REPO_WEIGHTS_DIR,
     ChecksumError,
     WeightsInfo,
     WeightsNotFoundError,
     load_state_dict,
     read_manifest,
     sha256_file,
+    shipped_weights_dir,
     verify,
 )
 
@@ -59,9 +58,7 @@ def _registry() -> dict[str, ModelSpec]:
     specs = {}
     for arch in ["resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]:
         name = f"cifar10/{arch}"
-        specs[name] = ModelSpec(
-            name, getattr(cifar, arch), "cifar10", 32, CIFAR10_MEAN, CIFAR10_STD
-        )
+        specs[name] = ModelSpec(name, getattr(cifar, arch), "cifar10", 32, CIFAR10_MEAN, CIFAR10_STD)
     imagenet = {
         "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
         "resnet34": "ResNet34_Weights.IMAGENET1K_V1",
@@ -123,20 +120,24 @@ def load(
 
 
 def _load_stand_in(model: nn.Module, name: str, weights_dir) -> WeightsInfo:
-    entry = read_manifest(Path(weights_dir) / "manifest.csv" if weights_dir else MANIFEST).get(name)
+    directory = Path(weights_dir) if weights_dir else shipped_weights_dir()
+    entry = read_manifest(directory / "manifest.csv").get(name)
     if entry is None:
         raise WeightsNotFoundError(
-            f"no shipped checkpoint for {name} (see {MANIFEST}); train one with "
+            f"no shipped checkpoint for {name} in {directory / 'manifest.csv'} (HASTE_WEIGHTS names "
+            "another folder); train one with "
             f"`python -m haste train --model {name}`, or pass the paper's weights as a file: "
             "unpack <arch>.pt from the huyvnphan/PyTorch_CIFAR10 state_dicts.zip and use "
             "--weights PATH/<arch>.pt"
         )
-    path = Path(weights_dir or REPO_WEIGHTS_DIR) / entry["file"]
+    path = directory / entry["file"]
     if not path.is_file():
         raise WeightsNotFoundError(f"{name}: manifest lists {path}, which is missing")
     sha = verify(path, entry["sha256"])
-    state = {key: value.float() if value.is_floating_point() else value
-             for key, value in load_state_dict(path).items()}  # fmt: skip
+    state = {
+        key: value.float() if value.is_floating_point() else value
+        for key, value in load_state_dict(path).items()
+    }
     model.load_state_dict(state, strict=True)
     return WeightsInfo(name, str(path), sha, "stand-in")
 

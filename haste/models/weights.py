@@ -16,8 +16,26 @@ from pathlib import Path
 
 import torch
 
-REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
-MANIFEST = REPO_WEIGHTS_DIR / "manifest.csv"
+from ..files import cache_dir
+
+
+def shipped_weights_dir() -> Path:
+    """Where the shipped CIFAR-10 stand-ins and their ``manifest.csv`` are.
+
+    ``$HASTE_WEIGHTS`` if set; else the repository's ``weights/`` next to the package (a source
+    checkout, editable install or not); else ``<cache>/weights`` (a ``pip install`` without the
+    repository: copy the repository's ``weights/`` folder there, or set ``HASTE_WEIGHTS``).
+    """
+    if os.environ.get("HASTE_WEIGHTS"):
+        return Path(os.environ["HASTE_WEIGHTS"])
+    checkout = Path(__file__).resolve().parents[2] / "weights"
+    if (checkout / "manifest.csv").is_file():
+        return checkout
+    return cache_dir() / "weights"
+
+
+def manifest_path() -> Path:
+    return shipped_weights_dir() / "manifest.csv"
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -81,9 +99,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
-def read_manifest(path: str | os.PathLike = MANIFEST) -> dict[str, dict[str, str]]:
+def read_manifest(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
     """The shipped checkpoints' manifest, keyed by model name (empty if there is none yet)."""
-    path = Path(path)
+    path = manifest_path() if path is None else Path(path)
     if not path.is_file():
         return {}
     with open(path, newline="") as handle:

@@ -15,34 +15,37 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__, models
-from .convert import convert, haste_layers, set_hyperplanes
-from .data import cifar10_batches, imagenet_val_loader
-from .evaluate import evaluate
+from .. import __version__, models
+from ..convert import convert, haste_layers, set_hyperplanes
+from ..data import cifar10_batches, imagenet_val_loader
+from ..evaluate import evaluate
 from .provenance import git_commit
 from .result_cache import cached_measurement
 
 RESULT_COLUMNS = [
-    "model", "weights_source", "weights_sha256", "num_hyperplanes", "sparsity", "patch_size",
-    "projection", "centre", "grouping", "skip", "include_pointwise", "seed", "images", "accuracy",
-    "accuracy_drop", "flops_dense", "flops_haste", "flops_overhead", "flops_reduction",
-    "flops_reduction_no_overhead", "haste_version", "commit",
-]  # fmt: skip
-
-# Known numbers of the paper (../shared/HASTE_METHOD.md): accuracy drop (pp) and FLOPs reduction (%).
-PAPER_POINTS = pd.DataFrame([
-    {"dataset": "cifar10", "model": "cifar10/resnet34", "baseline": 93.34, "accuracy_drop": 1.25,
-     "flops_reduction": 46.72},
-    {"dataset": "cifar10", "model": "cifar10/vgg19_bn", "baseline": 93.95, "accuracy_drop": 1.63,
-     "flops_reduction": 38.83},
-])  # fmt: skip
-DEFAULT_MAX_DROP = 1.25  # pp; the allowed accuracy drop of models without a published point
-
-
-def allowed_drops(model_names) -> dict[str, float]:
-    """Per model, the largest mean accuracy drop (pp) its operating point may have: the paper's."""
-    paper = PAPER_POINTS.set_index("model").accuracy_drop
-    return {name: float(paper.get(name, DEFAULT_MAX_DROP)) for name in model_names}
+    "model",
+    "weights_source",
+    "weights_sha256",
+    "num_hyperplanes",
+    "sparsity",
+    "patch_size",
+    "projection",
+    "centre",
+    "grouping",
+    "skip",
+    "include_pointwise",
+    "seed",
+    "images",
+    "accuracy",
+    "accuracy_drop",
+    "flops_dense",
+    "flops_haste",
+    "flops_overhead",
+    "flops_reduction",
+    "flops_reduction_no_overhead",
+    "haste_version",
+    "commit",
+]
 
 
 @dataclass(frozen=True)
@@ -59,29 +62,54 @@ class HasteSettings:
 
 
 def _provenance(model_name: str, info) -> dict:
-    return {"model": model_name, "weights_source": info.source, "weights_sha256": info.sha256,
-            "haste_version": __version__, "commit": git_commit()}  # fmt: skip
+    return {
+        "model": model_name,
+        "weights_source": info.source,
+        "weights_sha256": info.sha256,
+        "haste_version": __version__,
+        "commit": git_commit(),
+    }
 
 
 def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
-    return convert(model, num_hyperplanes, settings.sparsity, settings.patch_size, skip=settings.skip,
-                   include_pointwise=settings.include_pointwise, seed=seed,
-                   projection=settings.projection, centre=settings.centre, grouping=settings.grouping)
+    return convert(
+        model,
+        num_hyperplanes,
+        settings.sparsity,
+        settings.patch_size,
+        skip=settings.skip,
+        include_pointwise=settings.include_pointwise,
+        seed=seed,
+        projection=settings.projection,
+        centre=settings.centre,
+        grouping=settings.grouping,
+    )
 
 
-def evaluation_batches(model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256,
-                       download: bool = False):  # fmt: skip
+def evaluation_batches(
+    model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256, download: bool = False
+):
     """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val)."""
     if models.spec(model_name).dataset == "cifar10":
         return cifar10_batches(data, "test", batch_size, limit=limit, download=download)
     return imagenet_val_loader(data, batch_size=batch_size, limit=limit)  # streamed, not held
 
 
-def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str | os.PathLike,
-          weights: str | None = "default", limit: int | None = None, batch_size: int = 256,
-          settings: HasteSettings = HasteSettings(), baseline: bool = True, progress: bool = True,
-          weights_dir: str | os.PathLike | None = None, download: bool = False,
-          reuse: pd.DataFrame | None = None) -> pd.DataFrame:  # fmt: skip
+def sweep(
+    model_name: str,
+    hyperplanes: list[int],
+    seeds: list[int],
+    data: str | os.PathLike,
+    weights: str | None = "default",
+    limit: int | None = None,
+    batch_size: int = 256,
+    settings: HasteSettings = HasteSettings(),
+    baseline: bool = True,
+    progress: bool = True,
+    weights_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    reuse: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
 
     The dense model is always evaluated (for ``accuracy_drop``); ``baseline`` adds its row.
@@ -92,8 +120,13 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
     provenance = _provenance(model_name, info)
     # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
-    key = {"model": model_name, "weights_sha256": info.sha256, "data": str(Path(data).resolve()),
-           "limit": limit, "batch_size": batch_size}  # fmt: skip
+    key = {
+        "model": model_name,
+        "weights_sha256": info.sha256,
+        "data": str(Path(data).resolve()),
+        "limit": limit,
+        "batch_size": batch_size,
+    }
     rows = []
 
     def measure(label, network, **extra):
@@ -121,18 +154,34 @@ def sweep(model_name: str, hyperplanes: list[int], seeds: list[int], data: str |
             if (num_hyperplanes, seed) in stored:
                 rows.append(stored[num_hyperplanes, seed])
                 continue
-            result = measure(f"{model_name} L={num_hyperplanes} seed={seed}",
-                             lambda n=num_hyperplanes: haste_model(n),
-                             settings=asdict(settings), num_hyperplanes=num_hyperplanes, seed=seed)
-            rows.append({**provenance, **asdict(settings), "num_hyperplanes": num_hyperplanes,
-                         "seed": seed, **result,
-                         "accuracy_drop": dense["accuracy"] - result["accuracy"]})  # fmt: skip
+            result = measure(
+                f"{model_name} L={num_hyperplanes} seed={seed}",
+                lambda n=num_hyperplanes: haste_model(n),
+                settings=asdict(settings),
+                num_hyperplanes=num_hyperplanes,
+                seed=seed,
+            )
+            rows.append(
+                {
+                    **provenance,
+                    **asdict(settings),
+                    "num_hyperplanes": num_hyperplanes,
+                    "seed": seed,
+                    **result,
+                    "accuracy_drop": dense["accuracy"] - result["accuracy"],
+                }
+            )
     return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
 
 
-def reusable_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, images: int,
-                  settings: HasteSettings = HasteSettings(), dense_accuracy: float | None = None,
-                  ) -> dict:  # fmt: skip
+def reusable_rows(
+    results: pd.DataFrame,
+    model_name: str,
+    weights_sha256: str,
+    images: int,
+    settings: HasteSettings = HasteSettings(),
+    dense_accuracy: float | None = None,
+) -> dict:
     """The rows of ``results`` a :func:`sweep` may take instead of evaluating: ``{"dense": row,
     (L, seed): row, ...}`` (rows as dicts), or ``{}`` when none may be.
 
@@ -146,8 +195,11 @@ def reusable_rows(results: pd.DataFrame, model_name: str, weights_sha256: str, i
     """
     if not weights_sha256 or results.empty:
         return {}
-    rows = results[(results["model"] == model_name) & (results["weights_sha256"] == weights_sha256)
-                   & (results["images"] == images)]  # fmt: skip
+    rows = results[
+        (results["model"] == model_name)
+        & (results["weights_sha256"] == weights_sha256)
+        & (results["images"] == images)
+    ]
     dense = rows[rows["num_hyperplanes"].isna()]
     if len(dense) != 1:
         return {}
@@ -171,8 +223,10 @@ def _report_reuse(model_name, stored, hyperplanes, seeds, baseline):
     reused = [stored[key] for key in wanted if key in stored]
     commits = ", ".join(sorted({str(row["commit"])[:10] for row in reused}))
     computed_at = f" (computed at {commits})" if reused else ""
-    print(f"{model_name}: reused {len(reused)} of {len(wanted)} rows of the earlier results{computed_at}; "
-          f"evaluating {len(wanted) - len(reused)}")
+    print(
+        f"{model_name}: reused {len(reused)} of {len(wanted)} rows of the earlier results{computed_at}; "
+        f"evaluating {len(wanted) - len(reused)}"
+    )
 
 
 def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
@@ -186,9 +240,17 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
 
 
-def sweep_models(model_names, hyperplanes, seeds, data, csv_path, settings: HasteSettings = HasteSettings(),
-                 limit: int | None = None, reuse_existing: bool = True, allow_random: bool = False,
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+def sweep_models(
+    model_names,
+    hyperplanes,
+    seeds,
+    data,
+    csv_path,
+    settings: HasteSettings = HasteSettings(),
+    limit: int | None = None,
+    reuse_existing: bool = True,
+    allow_random: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`sweep` for several models, ``hyperplanes`` a callable giving each model's L values.
 
     Models without a checkpoint are skipped with a printed notice; rows of the existing
@@ -204,8 +266,18 @@ def sweep_models(model_names, hyperplanes, seeds, data, csv_path, settings: Hast
         except FileNotFoundError as error:  # no checkpoint shipped yet: say so, run the others
             print(f"SKIPPED {name}: {error}")
             continue
-        runs.append(sweep(name, hyperplanes(name), seeds, data, weights=weights, limit=limit,
-                          settings=settings, reuse=earlier))
+        runs.append(
+            sweep(
+                name,
+                hyperplanes(name),
+                seeds,
+                data,
+                weights=weights,
+                limit=limit,
+                settings=settings,
+                reuse=earlier,
+            )
+        )
     results = save_rows(pd.concat(runs, ignore_index=True), csv_path)
     summary = summarize(results)
     summary.to_csv(csv_path.with_name(f"{csv_path.stem}_summary.csv"), index=False, float_format="%.6g")
@@ -214,9 +286,22 @@ def sweep_models(model_names, hyperplanes, seeds, data, csv_path, settings: Hast
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over hyperplane seeds, one row per model, settings and L."""
-    keys = [c for c in RESULT_COLUMNS if c not in (
-        "seed", "accuracy", "accuracy_drop", "flops_haste", "flops_overhead", "flops_reduction",
-        "flops_reduction_no_overhead", "commit", "haste_version")]  # fmt: skip
+    keys = [
+        c
+        for c in RESULT_COLUMNS
+        if c
+        not in (
+            "seed",
+            "accuracy",
+            "accuracy_drop",
+            "flops_haste",
+            "flops_overhead",
+            "flops_reduction",
+            "flops_reduction_no_overhead",
+            "commit",
+            "haste_version",
+        )
+    ]
     haste_rows = results.dropna(subset=["num_hyperplanes"])
     metrics = ["accuracy", "accuracy_drop", "flops_reduction", "flops_reduction_no_overhead"]
     grouped = haste_rows.groupby(keys, dropna=False)[metrics]
@@ -255,10 +340,17 @@ def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.Da
     return pd.DataFrame(rows, columns=summary.columns).reset_index(drop=True)
 
 
-def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0,
-                      weights: str | None = "default", limit: int | None = 1000, bins: int = 20,
-                      settings: HasteSettings = HasteSettings(),
-                      progress: bool = True) -> pd.DataFrame:  # fmt: skip
+def patch_compression(
+    model_name: str,
+    num_hyperplanes: int,
+    data,
+    seed: int = 0,
+    weights: str | None = "default",
+    limit: int | None = 1000,
+    bins: int = 20,
+    settings: HasteSettings = HasteSettings(),
+    progress: bool = True,
+) -> pd.DataFrame:
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
     model, info = models.load(model_name, weights)
     converted = _convert(model, settings, num_hyperplanes, seed)
@@ -271,10 +363,20 @@ def patch_compression(model_name: str, num_hyperplanes: int, data, seed: int = 0
         kept = torch.cat([k.flatten() for k in layer.stats.kept_fraction])
         counts = torch.histogram(kept, bins=edges).hist
         for left, right, count in zip(edges[:-1], edges[1:], counts):
-            rows.append({**provenance, "layer": name, "in_channels": layer.in_channels,
-                         "num_hyperplanes": num_hyperplanes, "seed": seed, "images": result.images,
-                         "bin_left": round(float(left), 4), "bin_right": round(float(right), 4),
-                         "patches": int(count), "mean_kept": float(kept.mean())})  # fmt: skip
+            rows.append(
+                {
+                    **provenance,
+                    "layer": name,
+                    "in_channels": layer.in_channels,
+                    "num_hyperplanes": num_hyperplanes,
+                    "seed": seed,
+                    "images": result.images,
+                    "bin_left": round(float(left), 4),
+                    "bin_right": round(float(right), 4),
+                    "patches": int(count),
+                    "mean_kept": float(kept.mean()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -296,10 +398,16 @@ def available_weights(model_name: str, allow_random: bool) -> str | None:
         raise
 
 
-def l1_pruning_control(model_name: str, hyperplanes: list[int], seeds: list[int], data,
-                       weights: str | None = "default", limit: int | None = None,
-                       settings: HasteSettings = HasteSettings(),
-                       progress: bool = True) -> pd.DataFrame:  # fmt: skip
+def l1_pruning_control(
+    model_name: str,
+    hyperplanes: list[int],
+    seeds: list[int],
+    data,
+    weights: str | None = "default",
+    limit: int | None = None,
+    settings: HasteSettings = HasteSettings(),
+    progress: bool = True,
+) -> pd.DataFrame:
     """Control: static, data-free L1-norm pruning of input channels at HASTE's FLOPs, no fine-tuning.
 
     For every L and seed, HASTE runs first; each of its layers then keeps, in the dense model, its
@@ -329,9 +437,19 @@ def l1_pruning_control(model_name: str, hyperplanes: list[int], seeds: list[int]
             result = evaluate(pruned, batches, progress=progress, description="L1 pruning").to_dict()
             spent = dense["flops_dense"] - saved
             reduction = 100 * saved / dense["flops_dense"]
-            rows.append({**provenance, **asdict(settings), "grouping": "l1-pruning",
-                         "num_hyperplanes": num_hyperplanes, "seed": seed, **result,
-                         "flops_haste": spent, "flops_overhead": 0.0, "flops_reduction": reduction,
-                         "flops_reduction_no_overhead": reduction,
-                         "accuracy_drop": dense["accuracy"] - result["accuracy"]})  # fmt: skip
+            rows.append(
+                {
+                    **provenance,
+                    **asdict(settings),
+                    "grouping": "l1-pruning",
+                    "num_hyperplanes": num_hyperplanes,
+                    "seed": seed,
+                    **result,
+                    "flops_haste": spent,
+                    "flops_overhead": 0.0,
+                    "flops_reduction": reduction,
+                    "flops_reduction_no_overhead": reduction,
+                    "accuracy_drop": dense["accuracy"] - result["accuracy"],
+                }
+            )
     return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)

@@ -15,16 +15,38 @@ def _eval(args) -> int:
 
     from .experiments import HasteSettings, sweep
 
-    settings = HasteSettings(sparsity=args.sparsity, patch_size=args.patch_size, skip=args.skip,
-                             include_pointwise=args.include_pointwise)  # fmt: skip
-    results = sweep(args.model, args.hyperplanes, [args.seed], args.data,
-                    weights=None if args.weights == "random" else args.weights, limit=args.limit,
-                    batch_size=args.batch_size, settings=settings, baseline=args.baseline,
-                    weights_dir=args.weights_dir, download=args.download)  # fmt: skip
+    settings = HasteSettings(
+        sparsity=args.sparsity,
+        patch_size=args.patch_size,
+        skip=args.skip,
+        include_pointwise=args.include_pointwise,
+    )
+    results = sweep(
+        args.model,
+        args.hyperplanes,
+        [args.seed],
+        args.data,
+        weights=None if args.weights == "random" else args.weights,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        settings=settings,
+        baseline=args.baseline,
+        weights_dir=args.weights_dir,
+        download=args.download,
+    )
     first = results.iloc[0]
     print(f"{args.model}  weights: {first.weights_source} {first.weights_sha256[:12]}")
-    table = results[["num_hyperplanes", "accuracy", "images", "flops_dense", "flops_haste",
-                     "flops_reduction", "flops_reduction_no_overhead"]].copy()  # fmt: skip
+    table = results[
+        [
+            "num_hyperplanes",
+            "accuracy",
+            "images",
+            "flops_dense",
+            "flops_haste",
+            "flops_reduction",
+            "flops_reduction_no_overhead",
+        ]
+    ].copy()
     table["num_hyperplanes"] = table.num_hyperplanes.map(lambda v: "dense" if pd.isna(v) else int(v))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.json:
@@ -71,14 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a model with HASTE at one or several L")
     evaluate.add_argument("--model", required=True, help="e.g. cifar10/resnet34, imagenet/resnet50")
-    evaluate.add_argument("--weights", default="default",
-                          help="'default' (shipped/torchvision), a state-dict file, or 'random'")
+    evaluate.add_argument(
+        "--weights", default="default", help="'default' (shipped/torchvision), a state-dict file, or 'random'"
+    )
     evaluate.add_argument("--weights-dir", default=None)
-    evaluate.add_argument("--data", default=DEFAULT_DATA,
-                          help="CIFAR-10 ImageFolder tree or torchvision root; ImageNet val folder")
+    evaluate.add_argument(
+        "--data",
+        default=DEFAULT_DATA,
+        help="CIFAR-10 ImageFolder tree or torchvision root; ImageNet val folder",
+    )
     evaluate.add_argument("--download", action="store_true", help="download CIFAR-10 (torchvision)")
-    evaluate.add_argument("--hyperplanes", type=_positive_int, nargs="+", default=[14],
-                          help="L; several values sweep them in one run")
+    evaluate.add_argument(
+        "--hyperplanes",
+        type=_positive_int,
+        nargs="+",
+        default=[14],
+        help="L; several values sweep them in one run",
+    )
     evaluate.add_argument("--sparsity", type=float, default=2 / 3)
     evaluate.add_argument("--patch-size", type=_positive_int, default=3)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -98,18 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--max-lr", type=float, default=0.2)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
-                       help="bf16 autocast (fast on CPUs with AVX512-BF16/AMX and on GPUs)")
+    train.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="bf16 autocast (fast on CPUs with AVX512-BF16/AMX and on GPUs)",
+    )
     train.add_argument("--limit", type=int, default=None, help="use only N training images")
     train.set_defaults(run=_train)
 
     # dest="run_dir": "run" is the attribute that holds each command's handler
     export = commands.add_parser("export", help="ship a finished run as float16 safetensors")
-    export.add_argument("--run", dest="run_dir", required=True,
-                        help="run folder (last.pt) or a slim run file from `slim`")
+    export.add_argument(
+        "--run", dest="run_dir", required=True, help="run folder (last.pt) or a slim run file from `slim`"
+    )
     export.add_argument("--weights-dir", default=None)
-    export.add_argument("--data", default=None,
-                        help="CIFAR-10 to evaluate on, when the run was trained elsewhere")
+    export.add_argument(
+        "--data", default=None, help="CIFAR-10 to evaluate on, when the run was trained elsewhere"
+    )
     export.set_defaults(run=_export)
 
     slim = commands.add_parser("slim", help="a finished run without optimiser state, float16 (small)")

@@ -19,22 +19,29 @@ from pathlib import Path
 
 import torch
 
-from .data import cache_dir
+from ..files import cache_dir
 from .provenance import git_commit
-
-# The files whose code decides a measurement's value (not how it is reported).
-_NUMERIC_SOURCES = ["hashing.py", "functional.py", "fused.py", "compressed.py", "module.py",
-                    "convert.py", "flops.py", "evaluate.py", "data.py", "models/cifar.py",
-                    "models/__init__.py", "models/weights.py"]  # fmt: skip
 
 
 @cache
 def code_fingerprint() -> str:
-    """SHA-256 over the package's numeric source files and the torch version."""
-    digest = hashlib.sha256(torch.__version__.encode())
-    root = Path(__file__).resolve().parent
-    for name in _NUMERIC_SOURCES:
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    """SHA-256 over the library's source files and the versions of torch and numba.
+
+    The rule: every module of the package outside the reproduction (``haste/repro``) and the
+    ``python -m haste`` entry point, since any of them (the method, FLOP counting, data loading,
+    models, weight loading) can decide a value.
+    """
+    import numba
+
+    import haste
+
+    digest = hashlib.sha256(f"torch {torch.__version__}; numba {numba.__version__}".encode())
+    package = Path(haste.__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] == "repro" or relative.name == "__main__.py":
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

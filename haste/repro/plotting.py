@@ -7,8 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 
-def draw_sweep(ax, summary: pd.DataFrame, x: str = "flops_reduction", color=None, label: str | None = None,
-               operating_hyperplanes: int | None = None, label_every_point: bool = False) -> None:
+def draw_sweep(
+    ax,
+    summary: pd.DataFrame,
+    x: str = "flops_reduction",
+    color=None,
+    label: str | None = None,
+    operating_hyperplanes: int | None = None,
+    label_every_point: bool = False,
+) -> None:
     """One sweep (rows of a ``summarize`` table over L) as accuracy drop against ``x`` on ``ax``.
 
     Error bars: std over hyperplane seeds on both axes. L is written at the curve's ends, or at every
@@ -16,15 +23,31 @@ def draw_sweep(ax, summary: pd.DataFrame, x: str = "flops_reduction", color=None
     so give its L in ``label``.
     """
     curve = summary.sort_values("num_hyperplanes")
-    ax.errorbar(curve[x], curve.accuracy_drop, xerr=curve[x + "_std"], yerr=curve.accuracy_std, marker="o",
-                ms=4, capsize=2, color=color, label=label)
+    ax.errorbar(
+        curve[x],
+        curve.accuracy_drop,
+        xerr=curve[x + "_std"],
+        yerr=curve.accuracy_std,
+        marker="o",
+        ms=4,
+        capsize=2,
+        color=color,
+        label=label,
+    )
     for _, row in (curve if label_every_point else curve.iloc[[0, -1]]).iterrows():
         if row.num_hyperplanes != operating_hyperplanes:
-            ax.annotate(f"L={int(row.num_hyperplanes)}", (row[x], row.accuracy_drop), fontsize=7, color=color,
-                        xytext=(3, -10), textcoords="offset points")
+            ax.annotate(
+                f"L={int(row.num_hyperplanes)}",
+                (row[x], row.accuracy_drop),
+                fontsize=7,
+                color=color,
+                xytext=(3, -10),
+                textcoords="offset points",
+            )
     point = curve[curve.num_hyperplanes == operating_hyperplanes]
-    ax.scatter(point[x], point.accuracy_drop, s=140, facecolors="none", edgecolors=color, linewidths=1.5,
-               zorder=4)
+    ax.scatter(
+        point[x], point.accuracy_drop, s=140, facecolors="none", edgecolors=color, linewidths=1.5, zorder=4
+    )
 
 
 def save_figure(fig, directory: str | Path, name: str, dpi: int = 150) -> list[Path]:

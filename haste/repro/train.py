@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import models
-from .data import TensorBatches, load_cifar10
-from .data import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
+from .. import models
+from ..data import TensorBatches, load_cifar10
+from ..files import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
 from .provenance import git_commit
 
 
@@ -74,26 +74,40 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     model = model.to(memory_format=memory_format)
     spec = models.spec(config.model)
     images, labels = load_cifar10(config.data, "train")
-    train_batches = TensorBatches(images, labels, config.batch_size, spec.mean, spec.std,
-                                  augment=True, shuffle=True, seed=config.seed,
-                                  limit=config.train_limit, channels_last=config.channels_last)  # fmt: skip
+    train_batches = TensorBatches(
+        images,
+        labels,
+        config.batch_size,
+        spec.mean,
+        spec.std,
+        augment=True,
+        shuffle=True,
+        seed=config.seed,
+        limit=config.train_limit,
+        channels_last=config.channels_last,
+    )
     if test_images is None:
         test_images = load_cifar10(config.data, "test")
-    test_batches = TensorBatches(*test_images, 500, spec.mean, spec.std,
-                                 channels_last=config.channels_last)  # fmt: skip
+    test_batches = TensorBatches(*test_images, 500, spec.mean, spec.std, channels_last=config.channels_last)
 
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.max_lr, momentum=config.momentum, nesterov=True,
-    )  # fmt: skip
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.max_lr,
+        momentum=config.momentum,
+        nesterov=True,
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.max_lr, total_steps=config.epochs * len(train_batches),
-        pct_start=config.warmup_fraction, anneal_strategy="cos", cycle_momentum=False,
-        div_factor=25.0, final_div_factor=1e3,
-    )  # fmt: skip
+        optimizer,
+        max_lr=config.max_lr,
+        total_steps=config.epochs * len(train_batches),
+        pct_start=config.warmup_fraction,
+        anneal_strategy="cos",
+        cycle_momentum=False,
+        div_factor=25.0,
+        final_div_factor=1e3,
+    )
     state_path = out / "last.pt"
     log: list[dict] = []
     start_epoch = 0
@@ -103,8 +117,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         # the data may have moved (another checkout, another machine); the recipe may not change
         recipe = {k: v for k, v in asdict(config).items() if k != "data"}
         if {k: v for k, v in state["config"].items() if k != "data"} != recipe:
-            raise ValueError(f"{state_path} was written with another configuration: "
-                             f"{state['config']}; use another --out or the same settings")  # fmt: skip
+            raise ValueError(
+                f"{state_path} was written with another configuration: "
+                f"{state['config']}; use another --out or the same settings"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -118,8 +134,12 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         model.train()
         started, started_cpu = time.time(), time.process_time()
         loss_sum, correct, count = 0.0, 0, 0
-        bar = tqdm(train_batches, desc=f"{config.model} epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress, leave=False)  # fmt: skip
+        bar = tqdm(
+            train_batches,
+            desc=f"{config.model} epoch {epoch + 1}/{config.epochs}",
+            disable=not progress,
+            leave=False,
+        )
         for images, targets in bar:
             images, targets = images.to(device), targets.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
@@ -134,25 +154,49 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
             count += len(targets)
             bar.set_postfix(loss=f"{loss_sum / count:.3f}")
         test_acc, test_loss = accuracy(model, test_batches, device, config.bf16)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": 100 * correct / count,
-               "test_loss": test_loss, "test_acc": test_acc, "lr": scheduler.get_last_lr()[0],
-               "seconds": time.time() - started,  # wall time: counts pauses and a busy machine
-               "cpu_seconds": time.process_time() - started_cpu}  # CPU time of all threads  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / count,
+            "train_acc": 100 * correct / count,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": time.time() - started,  # wall time: counts pauses and a busy machine
+            "cpu_seconds": time.process_time() - started_cpu,
+        }  # CPU time of all threads
         log.append(row)
-        _atomic_save({"config": asdict(config), "model": model.state_dict(),
-                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                      "epoch": epoch + 1, "log": log, "commit": commit}, state_path)  # fmt: skip
+        _atomic_save(
+            {
+                "config": asdict(config),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "log": log,
+                "commit": commit,
+            },
+            state_path,
+        )
         with open(out / "log.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(row))
             writer.writeheader()
             writer.writerows(log)
-        print(json.dumps({"model": config.model, **{k: round(v, 4) for k, v in row.items()}}),
-              flush=True)  # fmt: skip
+        print(json.dumps({"model": config.model, **{k: round(v, 4) for k, v in row.items()}}), flush=True)
     return state_path
 
 
-MANIFEST_FIELDS = ["model", "file", "sha256", "test_accuracy", "epochs", "recipe", "data_source",
-                   "train_commit", "train_hours", "train_cpu_hours"]  # fmt: skip
+MANIFEST_FIELDS = [
+    "model",
+    "file",
+    "sha256",
+    "test_accuracy",
+    "epochs",
+    "recipe",
+    "data_source",
+    "train_commit",
+    "train_hours",
+    "train_cpu_hours",
+]
 
 
 def _finished_state(run: str | os.PathLike) -> tuple[dict, TrainConfig]:
@@ -189,8 +233,11 @@ def slim(run_dir: str | os.PathLike, out_file: str | os.PathLike) -> Path:
     return out
 
 
-def export(run: str | os.PathLike, weights_dir: str | os.PathLike | None = None,
-           data: str | os.PathLike | None = None) -> dict:  # fmt: skip
+def export(
+    run: str | os.PathLike,
+    weights_dir: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+) -> dict:
     """Write a finished run as float16 safetensors, evaluate the file as loaded, update the manifest.
 
     ``run`` is a run folder or a :func:`slim` file; ``data`` overrides the CIFAR-10 location recorded
@@ -198,11 +245,11 @@ def export(run: str | os.PathLike, weights_dir: str | os.PathLike | None = None,
     """
     from safetensors.torch import save_file
 
-    from .models.weights import REPO_WEIGHTS_DIR, read_manifest, sha256_file
+    from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
 
     state, config = _finished_state(run)
     data = data or config.data
-    weights_dir = Path(weights_dir or REPO_WEIGHTS_DIR)
+    weights_dir = Path(weights_dir or shipped_weights_dir())
     arch = config.model.split("/", 1)[1]
     relative = f"cifar10/{arch}.safetensors"
     target = weights_dir / relative
@@ -217,15 +264,20 @@ def export(run: str | os.PathLike, weights_dir: str | os.PathLike | None = None,
     test_acc, _ = accuracy(model, test, torch.device("cpu"))
     recipe = {k: v for k, v in state["config"].items() if k not in ("model", "data", "train_limit")}
     row = {
-        "model": config.model, "file": relative, "sha256": sha256_file(target),
-        "test_accuracy": f"{test_acc:.2f}", "epochs": config.epochs,
-        "recipe": json.dumps(recipe, sort_keys=True), "data_source": Path(data).name,
+        "model": config.model,
+        "file": relative,
+        "sha256": sha256_file(target),
+        "test_accuracy": f"{test_acc:.2f}",
+        "epochs": config.epochs,
+        "recipe": json.dumps(recipe, sort_keys=True),
+        "data_source": Path(data).name,
         "train_commit": state.get("commit", "unknown"),
         "train_hours": f"{sum(r['seconds'] for r in state['log']) / 3600:.2f}",
         # runs started before CPU time was logged have no total
         "train_cpu_hours": f"{sum(r['cpu_seconds'] for r in state['log']) / 3600:.2f}"
-        if all("cpu_seconds" in r for r in state["log"]) else "",
-    }  # fmt: skip
+        if all("cpu_seconds" in r for r in state["log"])
+        else "",
+    }
     manifest = read_manifest(weights_dir / "manifest.csv")
     manifest[config.model] = row
     tmp = weights_dir / "manifest.csv.tmp"

@@ -1,0 +1,94 @@
+"""Run the reproduction notebooks through papermill: ``python -m haste.repro.notebooks``.
+
+Each notebook's parameters are the ones its tagged ``parameters`` cell declares (read with
+``papermill.inspect_notebook``); quick mode adds ``notebooks/quick/<name>.yaml``. Options given
+here (``results_dir``, ``data``, ...) go only to the notebooks that declare them. Cell output and
+progress lines stream to the terminal as the notebooks run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+# run_all.sh's order: the tables and figures read the sweeps' CSVs
+ORDER = [
+    "01_cifar10_sweep",
+    "02_cifar10_main_table",
+    "03_tradeoff_figure",
+    "04_patch_compression",
+    "05_ablations",
+    "06_imagenet",
+    "07_patch_size",
+]
+
+
+def quick_parameters(name: str) -> dict:
+    """The parameters quick mode gives notebook ``name`` (its ``notebooks/quick/<name>.yaml``)."""
+    import yaml
+
+    path = NOTEBOOKS / "quick" / f"{name}.yaml"
+    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {"quick": True}
+
+
+def declared_parameters(name: str) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")))
+
+
+def check_names(names: list[str]) -> None:
+    unknown = [name for name in names if not (NOTEBOOKS / f"{name}.ipynb").is_file()]
+    if unknown:
+        raise SystemExit(f"error: no notebook {', '.join(unknown)}; known: {', '.join(ORDER)}")
+
+
+def run(names: list[str], quick: bool, out_dir: str | Path, log_output: bool = True, **options) -> None:
+    """Execute ``names`` in order into ``out_dir``; ``options`` go to the notebooks that declare them."""
+    import papermill
+
+    check_names(names)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        declared = declared_parameters(name)
+        parameters = {k: v for k, v in options.items() if k in declared and v is not None}
+        if quick:
+            parameters.update(quick_parameters(name))
+        print(f"== {name} ({'quick' if quick else 'full'})", flush=True)
+        papermill.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"),
+            str(out_dir / f"{name}.ipynb"),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            log_output=log_output,
+            progress_bar=False,
+            stdout_file=None,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m haste.repro.notebooks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "names", nargs="*", help=f"notebooks to run, in order (default: all, {ORDER[0]} first)"
+    )
+    parser.add_argument("--quick", action="store_true", help="quick mode: notebooks/quick/<name>.yaml")
+    parser.add_argument(
+        "--data", default=None, help="CIFAR-10 location (an ImageFolder tree or torchvision root)"
+    )
+    parser.add_argument("--results-dir", default=str(ROOT / "results"), help="where the CSVs and figures go")
+    parser.add_argument("--executed-dir", default=str(ROOT / "executed"), help="where executed notebooks go")
+    args = parser.parse_args(argv)
+    names = args.names or ORDER
+    check_names(names)
+    run(names, args.quick, args.executed_dir, results_dir=args.results_dir, data=args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""What is known of the paper's results (``../shared/HASTE_METHOD.md``), and the drop we allow."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# Known numbers of the paper (../shared/HASTE_METHOD.md): accuracy drop (pp) and FLOPs reduction (%).
+PAPER_POINTS = pd.DataFrame(
+    [
+        {
+            "dataset": "cifar10",
+            "model": "cifar10/resnet34",
+            "baseline": 93.34,
+            "accuracy_drop": 1.25,
+            "flops_reduction": 46.72,
+        },
+        {
+            "dataset": "cifar10",
+            "model": "cifar10/vgg19_bn",
+            "baseline": 93.95,
+            "accuracy_drop": 1.63,
+            "flops_reduction": 38.83,
+        },
+    ]
+)
+DEFAULT_MAX_DROP = 1.25  # pp; the allowed accuracy drop of models without a published point
+
+
+def allowed_drops(model_names) -> dict[str, float]:
+    """Per model, the largest mean accuracy drop (pp) its operating point may have: the paper's."""
+    paper = PAPER_POINTS.set_index("model").accuracy_drop
+    return {name: float(paper.get(name, DEFAULT_MAX_DROP)) for name in model_names}
