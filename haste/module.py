@@ -7,43 +7,16 @@ the layer's seed, ``layer.merge = False`` makes the layer exactly ``nn.Conv2d``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .compressed import haste_conv2d_compressed
+from .flops import LayerStats, tile_constants
 from .functional import Tiling, haste_conv2d
 from .hashing import draw_hyperplanes
 
 EXECUTION_PATHS = ("eval", "compressed")
-
-
-@dataclass
-class LayerStats:
-    """FLOPs a layer spent on the images it saw, summed over images (1 multiply-add = 1 FLOP)."""
-
-    images: int = 0
-    patches: int = 0
-    dense: int = 0  # what nn.Conv2d would have spent
-    conv: int = 0  # reduced-depth convolution, tile by tile (edge tiles by their valid outputs)
-    centre: int = 0  # subtract the per-pixel channel mean: 2 * C_in * window pixels
-    hash: int = 0  # additions of the nonzero hyperplane entries: C_in * nnz(valid window rows)
-    input_merge: int = 0  # average the channels of each bucket: C_in * window pixels
-    filter_merge: int = 0  # sum the filter slices of each bucket: (C_in - m) * C_out * k^2
-    kept_fraction: list[torch.Tensor] = field(default_factory=list)  # m / C_in per patch, if recorded
-
-    @property
-    def overhead(self) -> int:
-        return self.centre + self.hash + self.input_merge + self.filter_merge
-
-    @property
-    def total(self) -> int:
-        return self.conv + self.overhead
-
-    def counts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "kept_fraction"}
 
 
 class HasteConv2d(nn.Conv2d):
@@ -243,22 +216,16 @@ class HasteConv2d(nn.Conv2d):
             f"merge={self.merge}"
         )
 
-    # --- accounting --------------------------------------------------------------------------------
-    def _tile_costs(self, in_size: tuple[int, int]) -> dict:
-        """Per-tile constants for an input size: valid outputs, valid window pixels and nonzeros."""
+    # --- accounting: counts only; the FLOPs are haste.flops' cost model of them ------------------
+    def _tile_constants(self, in_size: tuple[int, int]) -> dict:
+        """Per-tile valid outputs, window pixels and hyperplane nonzeros for an input size."""
         if in_size not in self._cost_cache:
             tiling = Tiling(in_size, self.kernel_size, self.stride, self.padding, self._patch_size)
-            out_rows, out_cols = tiling.valid_outputs()
-            win_rows, win_cols = tiling.valid_window()
-            win_h, win_w = tiling.window
-            nonzero = (self.hyperplanes != 0).sum(1).view(win_h, win_w).cpu()
-            # nonzeros in the top-left (rows x cols) corner of the window, for every tile
-            corner = nonzero.cumsum(0).cumsum(1)
-            nnz = corner[win_rows[:, None] - 1, win_cols[None, :] - 1].flatten()
+            nonzeros = (self.hyperplanes != 0).sum(1).view(*tiling.window).cpu()
+            constants = tile_constants(tiling, nonzeros)
             self._cost_cache[in_size] = {
-                "outputs": (out_rows[:, None] * out_cols[None, :]).flatten(),
-                "pixels": (win_rows[:, None] * win_cols[None, :]).flatten(),
-                "nnz": nnz,
+                **constants,
+                **{f"{name}_sum": int(value.sum()) for name, value in constants.items()},
             }
         return self._cost_cache[in_size]
 
@@ -266,47 +233,44 @@ class HasteConv2d(nn.Conv2d):
     # and recompile the layer on every call.
     @torch.compiler.disable
     def _record(self, shape: torch.Size, num_buckets: torch.Tensor) -> None:
-        n, c_in, height, width = shape
-        costs = self._tile_costs((height, width))
-        per_bucket = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
+        n = shape[0]
+        constants = self._tile_constants((shape[2], shape[3]))
         stats = self._stats
         stats.images += n
         stats.patches += num_buckets.numel()
-        stats.dense += n * c_in * per_bucket * int(costs["outputs"].sum())
-        stats.centre += n * 2 * c_in * int(costs["pixels"].sum())
-        stats.input_merge += n * c_in * int(costs["pixels"].sum())
-        stats.hash += n * c_in * int(costs["nnz"].sum())
-        stats.filter_merge += per_bucket * c_in * num_buckets.numel()  # minus the buckets, when folded
+        stats.outputs += n * constants["outputs_sum"]
+        stats.pixels += n * constants["pixels_sum"]
+        stats.nonzeros += n * constants["nonzeros_sum"]
         # The two sums over the bucket counts stay on the counts' device until the statistics are
         # read: reading them here made every layer wait for the GPU to finish (a host sync per layer).
         key = ("outputs", num_buckets.device)
-        if key not in costs:
-            costs[key] = costs["outputs"].to(num_buckets.device)
-        sums = torch.stack([(num_buckets * costs[key]).sum(), num_buckets.sum()])
+        if key not in constants:
+            constants[key] = constants["outputs"].to(num_buckets.device)
+        sums = torch.stack([num_buckets.sum(), (num_buckets * constants[key]).sum()])
         if self._pending_sums is not None and self._pending_sums.device != sums.device:
             self._fold_pending_sums()  # the layer moved to another device
         self._pending_sums = sums if self._pending_sums is None else self._pending_sums + sums
         if self.record_patches:
-            stats.kept_fraction.append(num_buckets.cpu().float() / c_in)
+            stats.kept_fraction.append(num_buckets.cpu().float() / shape[1])
 
     def _fold_pending_sums(self) -> None:
         if self._pending_sums is None:
             return
-        per_bucket = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
-        conv_buckets, buckets = self._pending_sums.tolist()
+        buckets, buckets_times_outputs = self._pending_sums.tolist()
         self._pending_sums = None
-        self._stats.conv += per_bucket * conv_buckets
-        self._stats.filter_merge -= per_bucket * buckets
+        self._stats.buckets += int(buckets)
+        self._stats.buckets_times_outputs += int(buckets_times_outputs)
 
     @property
     def stats(self) -> LayerStats:
-        """FLOPs spent since the last reset (reading them waits for the layer's queued GPU work)."""
+        """Counts and FLOPs since the last reset (reading them waits for the layer's queued GPU work)."""
         self._fold_pending_sums()
         return self._stats
 
     def reset_stats(self) -> None:
-        self._stats = LayerStats()
-        self._pending_sums: torch.Tensor | None = None  # [sum of buckets x outputs, sum of buckets]
+        area = self.kernel_size[0] * self.kernel_size[1]
+        self._stats = LayerStats(self.in_channels, self.out_channels, area)
+        self._pending_sums: torch.Tensor | None = None  # [sum of buckets, sum of buckets x outputs]
 
 
 def _numeric_padding(conv: nn.Conv2d) -> tuple[int, int]:

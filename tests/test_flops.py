@@ -64,6 +64,38 @@ def test_report_combines_fvcore_and_layer_records():
     assert row["flops_dense"] == 8 * 8 * 9 * 64
 
 
+def test_every_accounting_convention_by_hand():
+    # same model as above: fvcore counts BN-free convs, the linear layer and the average pool
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
+    whole = 3 * 8 * 9 * 64 + 8 * 8 * 9 * 64 + 8 * 10 + 8 * 64
+    conv_linear = whole - 8 * 64  # without the average pool
+    converted = haste.convert(model, 3)
+    images = torch.randn(4, 3, 8, 8)
+    totals = haste.evaluate(converted, [(images, torch.zeros(4, dtype=torch.long))], progress=False).to_dict()
+    stats = dict(haste.haste_layers(converted))["2"].stats
+    replaced = 8 * 8 * 9 * 64  # the HASTE layer's dense FLOPs per image
+    spent = {
+        "": stats.total / 4,
+        "_no_filter_merge": (stats.total - stats.filter_merge) / 4,
+        "_no_overhead": stats.conv / 4,
+    }
+    assert stats.filter_merge > 0 and stats.conv < stats.dense
+    assert totals["flops_dense_convlinear"] == conv_linear
+    assert totals["flops_filter_merge"] == pytest.approx(stats.filter_merge / 4)
+    for suffix, layer_cost in spent.items():
+        whole_reduction = 100 * (1 - (whole - replaced + layer_cost) / whole)
+        conv_linear_reduction = 100 * (1 - (conv_linear - replaced + layer_cost) / conv_linear)
+        assert totals[f"flops_reduction{suffix}"] == pytest.approx(whole_reduction), suffix
+        assert totals[f"flops_reduction_convlinear{suffix}"] == pytest.approx(conv_linear_reduction), suffix
+
+
 def test_dense_model_has_zero_reduction():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
     model(torch.randn(1, 3, 6, 6))

@@ -43,9 +43,17 @@ RESULT_COLUMNS = [
     "flops_overhead",
     "flops_reduction",
     "flops_reduction_no_overhead",
+    "flops_filter_merge",
+    "flops_dense_convlinear",
+    "flops_reduction_no_filter_merge",
+    "flops_reduction_convlinear",
+    "flops_reduction_convlinear_no_filter_merge",
+    "flops_reduction_convlinear_no_overhead",
     "haste_version",
     "commit",
 ]
+# every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
+REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
 
 
 @dataclass(frozen=True)
@@ -296,14 +304,14 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             "accuracy_drop",
             "flops_haste",
             "flops_overhead",
-            "flops_reduction",
-            "flops_reduction_no_overhead",
+            "flops_filter_merge",
+            *REDUCTION_COLUMNS,
             "commit",
             "haste_version",
         )
     ]
     haste_rows = results.dropna(subset=["num_hyperplanes"])
-    metrics = ["accuracy", "accuracy_drop", "flops_reduction", "flops_reduction_no_overhead"]
+    metrics = ["accuracy", "accuracy_drop", *REDUCTION_COLUMNS]
     grouped = haste_rows.groupby(keys, dropna=False)[metrics]
     summary = grouped.mean().join(grouped.std(ddof=0), rsuffix="_std").join(grouped.size().rename("seeds"))
     return summary.reset_index()
@@ -437,6 +445,7 @@ def l1_pruning_control(
             result = evaluate(pruned, batches, progress=progress, description="L1 pruning").to_dict()
             spent = dense["flops_dense"] - saved
             reduction = 100 * saved / dense["flops_dense"]
+            convlinear = 100 * saved / dense["flops_dense_convlinear"]
             rows.append(
                 {
                     **provenance,
@@ -449,6 +458,11 @@ def l1_pruning_control(
                     "flops_overhead": 0.0,
                     "flops_reduction": reduction,
                     "flops_reduction_no_overhead": reduction,
+                    "flops_filter_merge": 0.0,
+                    "flops_reduction_no_filter_merge": reduction,
+                    "flops_reduction_convlinear": convlinear,
+                    "flops_reduction_convlinear_no_filter_merge": convlinear,
+                    "flops_reduction_convlinear_no_overhead": convlinear,
                     "accuracy_drop": dense["accuracy"] - result["accuracy"],
                 }
             )

@@ -8,9 +8,13 @@ from .experiments import operating_points
 from .paper import PAPER_POINTS, allowed_drops
 
 
-def main_table(results: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+def main_table(results: pd.DataFrame, summary: pd.DataFrame, convention: str | None = None) -> pd.DataFrame:
     """Per model: its dense baseline, its operating point (see :func:`operating_points`, within the
-    paper's drop) and the paper's numbers next to it."""
+    paper's drop) and the paper's numbers next to it.
+
+    ``convention`` (a column of :data:`CONVENTIONS`, e.g. the one :func:`closest_convention` picks)
+    adds the reduction at the same operating point under that accounting, and names it.
+    """
     paper = PAPER_POINTS.set_index("model")
     max_drop = allowed_drops(summary.model.unique())
     points = operating_points(summary, max_drop).set_index("model")
@@ -34,6 +38,10 @@ def main_table(results: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
             "paper_flops_reduction": paper.flops_reduction,
         }
     )
+    if convention is not None:
+        table["convention"] = convention
+        table["flops_reduction_convention"] = points[convention]
+        table["flops_reduction_convention_std"] = points[f"{convention}_std"]
     return table.rename_axis("model").reset_index()
 
 
@@ -58,3 +66,66 @@ def patch_size_table(summaries: list[pd.DataFrame]) -> pd.DataFrame:
     ]
     table = table.assign(max_drop_allowed=table.model.map(allowed))[columns]
     return table.sort_values(["model", "patch_size"], ignore_index=True)
+
+
+# The accounting conventions of every result row (haste.flops): the column that holds the
+# reduction, and what it counts.
+CONVENTIONS = {
+    "flops_reduction": "whole model (fvcore), all overhead",
+    "flops_reduction_no_filter_merge": "whole model (fvcore), overhead without the filter merge",
+    "flops_reduction_no_overhead": "whole model (fvcore), no overhead",
+    "flops_reduction_convlinear": "conv + linear only, all overhead",
+    "flops_reduction_convlinear_no_filter_merge": "conv + linear only, overhead without the filter merge",
+    "flops_reduction_convlinear_no_overhead": "conv + linear only, no overhead",
+}
+
+
+def reconciliation_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model, patch size and accounting convention: the best FLOPs reduction whose mean drop is
+    within the paper's, with its L, drop and std, next to the paper's reduction.
+
+    ``bracketed`` is False when the operating point is the grid's smallest L (the limit may be met
+    at a smaller L outside the grid) or no L qualifies: such a point is not an operating point.
+    """
+    paper = PAPER_POINTS.set_index("model")
+    allowed = allowed_drops(summary.model.unique())
+    rows = []
+    for (model, patch_size), group in summary.groupby(["model", "patch_size"]):
+        eligible = group[group.accuracy_drop <= allowed[model]]
+        for column, meaning in CONVENTIONS.items():
+            row = {"model": model, "patch_size": patch_size, "convention": column, "meaning": meaning}
+            row["max_drop_allowed"] = allowed[model]
+            if eligible.empty:
+                rows.append({**row, "bracketed": False})
+                continue
+            best = eligible.loc[eligible[column].idxmax()]
+            rows.append(
+                {
+                    **row,
+                    "num_hyperplanes": best.num_hyperplanes,
+                    "accuracy_drop": best.accuracy_drop,
+                    "accuracy_std": best.accuracy_std,
+                    "flops_reduction": best[column],
+                    "flops_reduction_std": best[f"{column}_std"],
+                    "bracketed": bool((group.num_hyperplanes < best.num_hyperplanes).any()),
+                    "seeds": best.seeds,
+                    "images": best.images,
+                    "weights_sha256": best.weights_sha256,
+                    "paper_flops_reduction": paper.flops_reduction.get(model),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def closest_convention(reconciliation: pd.DataFrame, patch_size: int, available) -> str:
+    """The accounting convention (among ``available`` columns) whose operating points at
+    ``patch_size`` come closest to the paper's reductions (mean absolute difference over models)."""
+    rows = reconciliation[
+        (reconciliation.patch_size == patch_size)
+        & reconciliation.bracketed
+        & reconciliation.convention.isin(list(available))
+    ]
+    if rows.empty:
+        raise ValueError(f"no bracketed operating point at patch size {patch_size} to choose from")
+    gap = (rows.flops_reduction - rows.paper_flops_reduction).abs().groupby(rows.convention).mean()
+    return str(gap.idxmin())
