@@ -69,3 +69,17 @@ def test_imagenet_quick_run_writes_only_to_quick(quick_results):
     assert list(sweep.columns) == RESULT_COLUMNS
     assert (sweep.weights_source == "random init").all() and (sweep.images == 4).all()
     assert not (quick_results.parent / "imagenet_sweep.csv").exists()
+
+
+def test_reconciliation_and_checkpoint_quality_outputs(quick_results):
+    from haste.repro.tables import CONVENTIONS
+
+    table = pd.read_csv(quick_results / "paper_reconciliation.csv")
+    assert set(table.convention) == set(CONVENTIONS)
+    assert {"patch_size", "num_hyperplanes", "bracketed", "paper_flops_reduction"} <= set(table.columns)
+    main = pd.read_csv(quick_results / "cifar10_main_table.csv")
+    assert {"convention", "flops_reduction_convention"} <= set(main.columns)
+    points = pd.read_csv(quick_results / "checkpoint_quality_points.csv")
+    assert {"epochs", "baseline_accuracy", "flops_reduction"} <= set(points.columns)
+    for figure in ("paper_reconciliation", "checkpoint_quality"):
+        assert (quick_results / "figures" / f"{figure}.png").stat().st_size > 1000

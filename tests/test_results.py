@@ -15,6 +15,10 @@ from haste.repro.paper import PAPER_POINTS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SHIPPED_HASHES = {entry["sha256"] for entry in read_manifest().values()}
+# checkpoints trained for 09_checkpoint_quality are not shipped: each is recorded (SHA-256, command,
+# training log) in results/checkpoint_quality/checkpoints.csv instead
+RECORDED = RESULTS / "checkpoint_quality" / "checkpoints.csv"
+RECORDED_HASHES = set(pd.read_csv(RECORDED, dtype=str).sha256) if RECORDED.is_file() else set()
 
 
 def committed(name):
@@ -101,3 +105,14 @@ def test_figures_are_committed_with_their_data():
     for stem in ["cifar10_tradeoff", "cifar10_patch_size"]:
         for suffix in ("png", "pdf"):
             assert (RESULTS / "figures" / f"{stem}.{suffix}").is_file(), f"{stem}.{suffix}"
+
+
+def test_checkpoint_quality_rows_name_shipped_or_recorded_checkpoints():
+    rows = committed("checkpoint_quality.csv")
+    assert set(rows.weights_sha256) <= SHIPPED_HASHES | RECORDED_HASHES
+    record = pd.read_csv(RECORDED, dtype=str)
+    for _, entry in record.iterrows():
+        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.sha256
+        assert (RECORDED.parent / entry.log).is_file(), entry.log
+        assert entry.command.startswith("python -m haste train")
+    assert rows.epochs.nunique() >= 4, "at least four checkpoints"

@@ -24,6 +24,7 @@ ORDER = [
     "05_ablations",
     "06_imagenet",
     "07_patch_size",
+    "09_checkpoint_quality",
 ]
 
 

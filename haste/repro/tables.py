@@ -117,15 +117,16 @@ def reconciliation_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def closest_convention(reconciliation: pd.DataFrame, patch_size: int, available) -> str:
+def closest_convention(reconciliation: pd.DataFrame, patch_size: int, available) -> str | None:
     """The accounting convention (among ``available`` columns) whose operating points at
-    ``patch_size`` come closest to the paper's reductions (mean absolute difference over models)."""
+    ``patch_size`` come closest to the paper's reductions (mean absolute difference over models);
+    None when no operating point there is bracketed by its grid."""
     rows = reconciliation[
         (reconciliation.patch_size == patch_size)
         & reconciliation.bracketed
         & reconciliation.convention.isin(list(available))
     ]
     if rows.empty:
-        raise ValueError(f"no bracketed operating point at patch size {patch_size} to choose from")
+        return None
     gap = (rows.flops_reduction - rows.paper_flops_reduction).abs().groupby(rows.convention).mean()
     return str(gap.idxmin())
