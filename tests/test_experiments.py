@@ -4,6 +4,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from haste.repro.experiments import drop_at_reduction
 
@@ -49,3 +50,35 @@ def test_summary_of_saved_rows_is_what_a_rerun_reading_them_back_derives(tmp_pat
     for column in ["accuracy_std", "flops_reduction_std"]:
         assert first[column].tolist() == rerun[column].tolist()  # exactly: the CSVs diff clean
     assert summarize(rows).accuracy_std[0] != rerun.accuracy_std[0]  # from unrounded rows, it differed
+
+
+def test_conv_linear_conventions_derived_from_older_rows_equal_the_measured_ones():
+    from torch import nn
+
+    import haste
+    from haste.repro.tables import with_convlinear_baseline
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    ).eval()
+    converted = haste.convert(model, 3)
+    images = torch.randn(4, 3, 8, 8)
+    measured = haste.evaluate(
+        converted, [(images, torch.zeros(4, dtype=torch.long))], progress=False
+    ).to_dict()
+    row = pd.DataFrame([{"model": "m", "num_hyperplanes": 3, **measured}])
+    derived_columns = [
+        "flops_dense_convlinear",
+        "flops_reduction_convlinear",
+        "flops_reduction_convlinear_no_overhead",
+    ]
+    older = row.drop(columns=derived_columns)
+    derived = with_convlinear_baseline(older, {"m": measured["flops_dense_convlinear"]})
+    for column in derived_columns:
+        assert derived[column].iloc[0] == pytest.approx(measured[column]), column
+    assert derived.flops_reduction_convlinear.iloc[0] > measured["flops_reduction"]  # BN and pool left out

@@ -17,13 +17,13 @@ NOTEBOOKS = ROOT / "notebooks"
 # run_all.sh's order: the tables and figures read the sweeps' CSVs
 ORDER = [
     "01_cifar10_sweep",
-    "08_paper_reconciliation",  # before the main table, which names the convention closest to the paper
+    "07_patch_size",
+    "08_paper_reconciliation",  # reads 01's and 07's rows; 02 names the convention closest to the paper
     "02_cifar10_main_table",
     "03_tradeoff_figure",
     "04_patch_compression",
     "05_ablations",
     "06_imagenet",
-    "07_patch_size",
     "09_checkpoint_quality",
 ]
 
