@@ -24,45 +24,21 @@ import argparse
 import collections
 import contextlib
 import importlib
-import multiprocessing as mp
 import platform
 import statistics
 import time
 
 import torch
-from speed import (  # benchmarks/ is on sys.path when run as a script
-    cuda_forward_peak_mib,
-    peak_resident_mib,
+from common import (  # benchmarks/ is on sys.path when run as a script
+    DEFAULT_DATA,
+    input_batches,
+    load_model,
+    peak_memory_mib,
+    pin_threads,
     prepare_device,
+    seconds,
     synchronize,
 )
-
-
-def build(path: str, args):
-    import haste
-    from haste import models
-
-    torch.manual_seed(0)
-    try:
-        model, info = models.load(args.model)
-    except (FileNotFoundError, ValueError):
-        model, info = models.load(args.model, weights=None)
-    if path == "haste":
-        model = haste.set_execution(haste.convert(model, args.hyperplanes), args.execution)
-    return model, info
-
-
-def load_batches(args):
-    from haste.data import cifar10_batches
-
-    try:
-        batches = cifar10_batches(args.data, "test", args.batch_size, limit=args.batch_size * args.rounds)
-        return [images for images, _ in batches], "CIFAR-10 test images"
-    except FileNotFoundError:
-        generator = torch.Generator().manual_seed(0)
-        images = [torch.randn(args.batch_size, 3, 32, 32, generator=generator) for _ in range(args.rounds)]
-        return images, "random images (CIFAR-10 not found)"
-
 
 # The numba kernels of each execution path: (module, function), each called by its module's global name.
 KERNELS = {
@@ -95,20 +71,10 @@ def timed_kernels(execution: str, seconds: collections.Counter):
             setattr(module, name, kernel)
 
 
-def peak_memory(path: str, args, queue) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, _ = build(path, args)
-    images, _ = load_batches(args)
-    with torch.inference_mode():
-        model(images[0])
-    queue.put(peak_resident_mib())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--model", default="cifar10/resnet34")
-    parser.add_argument("--data", default="../shared/data/cifar10-jpeg")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 (default: $HASTE_DATA or ../shared)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3, help="timed batches per block")
     parser.add_argument("--blocks", type=int, default=2, help="blocks per path, alternating")
@@ -119,26 +85,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
     prepare_device(parser, args.device)
     on_gpu = args.device.type == "cuda"
 
-    models = {path: build(path, args) for path in ("dense", "haste")}
-    images, source = load_batches(args)
-    models = {path: (model.to(args.device), info) for path, (model, info) in models.items()}
+    paths = {"dense": "dense", "haste": args.execution}  # model -> its execution path
+    models = {name: load_model(args.model, path, args.hyperplanes) for name, path in paths.items()}
+    images, source = input_batches(args.model, args.batch_size, args.data, args.rounds)
+    models = {name: (model.to(args.device), weights) for name, (model, weights) in models.items()}
     images = [batch.to(args.device) for batch in images]
-    memory = {}
-    for path in ("dense", "haste"):
-        if on_gpu:
-            memory[path] = cuda_forward_peak_mib(models[path][0], images[0])
-            continue
-        spawn = mp.get_context("spawn")
-        queue = spawn.Queue()
-        process = spawn.Process(target=peak_memory, args=(path, args, queue))
-        process.start()
-        memory[path] = queue.get()
-        process.join()
+    memory = {
+        name: peak_memory_mib(
+            models[name][0],
+            images[0],
+            (args.model, path, args.hyperplanes, args.batch_size, args.data),
+            args.threads,
+        )
+        for name, path in paths.items()
+    }
     times: dict[str, list[float]] = {"dense": [], "haste": []}
     kernel_seconds: collections.Counter = collections.Counter()
     with torch.inference_mode():
@@ -149,16 +113,12 @@ def main() -> None:
                 timed = path == "haste" and not on_gpu
                 with timed_kernels(args.execution, kernel_seconds) if timed else contextlib.nullcontext():
                     for batch in images:
-                        started = time.perf_counter()
-                        model(batch)
-                        synchronize(args.device)
-                        times[path].append(time.perf_counter() - started)
+                        run = lambda batch=batch, model=model: model(batch)
+                        times[path].append(seconds(run, args.device))
     median = {path: statistics.median(values) for path, values in times.items()}
-    info = models["dense"][1]
     print(
         f"{args.model}, batch {args.batch_size}, L={args.hyperplanes}, {args.execution} path, "
-        f"{args.blocks} x {args.rounds} batches of {source}, "
-        f"weights: {info.source} {info.sha256[:12]}"
+        f"{args.blocks} x {args.rounds} batches of {source}, weights: {models['dense'][1]}"
     )
     threads = torch.get_num_threads()
     device = f"{torch.cuda.get_device_name(args.device)}, float32, TF32 off, " if on_gpu else ""

@@ -2,7 +2,8 @@
 
     python benchmarks/profile_paths.py [--device cuda] [--batch-size 256] [--parts profile compile]
 
-On CIFAR-10 ResNet34 (shipped weights, random init where none) at L = 14, on CIFAR-10 test images.
+On CIFAR-10 ResNet34 (shipped weights, random init where none) at L = 14, on CIFAR-10 test images
+(random images where the data is absent).
 ``profile``: for every path, its median wall time and the profiler's table of one forward pass,
 sorted by the time ops spent on the device (on the CPU: in the process). Comparing the device
 time with the wall time tells whether a path is bound by the GPU or by the host launching its
@@ -15,31 +16,28 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import time
 import traceback
 
 import torch
-from speed import prepare_device, synchronize  # benchmarks/ is on sys.path when run as a script
+from common import (  # benchmarks/ is on sys.path when run as a script
+    DEFAULT_DATA,
+    load_model,
+    median_seconds,
+    model_inputs,
+    prepare_device,
+    synchronize,
+)
 from torch.profiler import ProfilerActivity, profile
 
 import haste
-from haste import models
-from haste.data import cifar10_batches
+
+MODEL = "cifar10/resnet34"
 
 
-def timed(module, images, sync, reps=10) -> float:
+def timed(module, images, reps=10) -> float:
     """Median wall time of ``module(images)`` after two untimed calls."""
-    module(images)
-    module(images)
-    sync()
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        module(images)
-        sync()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_seconds(lambda: module(images), images.device, reps, warmup=2)
 
 
 def main(argv=None) -> None:
@@ -47,7 +45,7 @@ def main(argv=None) -> None:
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"))
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--parts", nargs="+", default=["profile"], choices=["profile", "compile"])
-    parser.add_argument("--data", default="../shared/data/cifar10-jpeg")
+    parser.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 (default: $HASTE_DATA or ../shared)")
     args = parser.parse_args(argv)
     prepare_device(parser, args.device)
     on_gpu = args.device.type == "cuda"
@@ -55,11 +53,11 @@ def main(argv=None) -> None:
     def sync():
         synchronize(args.device)
 
-    batches = cifar10_batches(args.data, "test", args.batch_size, limit=args.batch_size)
-    images = next(iter(batches))[0].to(args.device)
-    dense, info = models.load("cifar10/resnet34")
-    dense = dense.eval().to(args.device)
-    print("weights", info.source, info.sha256[:12], "batch", args.batch_size, "torch", torch.__version__)
+    images, source = model_inputs(MODEL, args.batch_size, args.data)
+    images = images.to(args.device)
+    dense, weights = load_model(MODEL)
+    dense = dense.to(args.device)
+    print("weights", weights, "batch", args.batch_size, "of", source, "torch", torch.__version__)
     paths = {
         "dense": dense,
         "eval": haste.convert(copy.deepcopy(dense), 14),
@@ -83,7 +81,7 @@ def profile_paths(paths: dict, images: torch.Tensor, sync, on_gpu: bool) -> None
             with profile(activities=activities) as prof:
                 module(images)
                 sync()
-            wall = timed(module, images, sync, 5)
+            wall = timed(module, images, 5)
             print(f"== profile {name}, batch {len(images)}, wall {wall:.4f} s", flush=True)
             for key in keys:
                 try:
@@ -107,7 +105,7 @@ def compile_paths(paths: dict, images: torch.Tensor, sync) -> None:
                     f"max |compiled - eager| {difference:.3g}",
                     flush=True,
                 )
-                eager, fast = timed(paths[name], images, sync), timed(compiled, images, sync)
+                eager, fast = timed(paths[name], images), timed(compiled, images)
                 print(f"   {name}: eager {eager:.4f} s, compiled {fast:.4f} s per batch of {len(images)}")
             except Exception:  # noqa: BLE001  (a compiler failure is a finding, not a crash)
                 traceback.print_exc()

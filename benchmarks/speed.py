@@ -40,34 +40,32 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
-import multiprocessing as mp
 import os
 import platform
-import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
+from common import (  # benchmarks/ is on sys.path when run as a script
+    DEFAULT_DATA,
+    PATHS,
+    REPO,
+    load_model,
+    model_inputs,
+    peak_memory_mib,
+    pin_threads,
+    prepare_device,
+    seconds,
+    synchronize,
+)
 from torch import nn
 from tqdm import tqdm
 
 import haste
-from haste import models
-from haste.data import cifar10_batches
 from haste.flops import flop_report
 from haste.repro.provenance import git_commit
-
-PATHS = ("dense", "eval", "compressed")
-REPO = Path(__file__).resolve().parents[1]
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the work queued on ``device``: CUDA runs asynchronously, so a timer has to wait."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_paths(modules: dict[str, nn.Module], inputs: torch.Tensor, reps: int) -> dict[str, float]:
@@ -79,10 +77,7 @@ def time_paths(modules: dict[str, nn.Module], inputs: torch.Tensor, reps: int) -
         synchronize(inputs.device)
         for _ in range(reps):
             for path, module in modules.items():
-                started = time.perf_counter()
-                module(inputs)
-                synchronize(inputs.device)
-                times[path].append(time.perf_counter() - started)
+                times[path].append(seconds(lambda module=module: module(inputs), inputs.device))
     return {path: statistics.median(values) for path, values in times.items()}
 
 
@@ -108,15 +103,15 @@ def measured_reduction(model: nn.Module, inputs: torch.Tensor) -> tuple[float, f
 
 def result_row(times, reduction, dense_flops, haste_flops, kept, batch) -> list[dict]:
     rows = []
-    for path, seconds in times.items():
+    for path, median_s in times.items():
         flops = (dense_flops if path == "dense" else haste_flops) * batch
         rows.append(
             {
                 "path": path,
-                "median_s": seconds,
-                "ratio_to_dense": seconds / times["dense"],
-                "speedup": times["dense"] / seconds,
-                "gflops_per_s": flops / seconds / 1e9,
+                "median_s": median_s,
+                "ratio_to_dense": median_s / times["dense"],
+                "speedup": times["dense"] / median_s,
+                "gflops_per_s": flops / median_s / 1e9,
                 "flops_reduction": 0.0 if path == "dense" else reduction,
                 "ideal_speedup": 1.0 if path == "dense" else 1 / (1 - reduction / 100),
                 "kept_fraction": 1.0 if path == "dense" else kept,
@@ -263,54 +258,8 @@ def model_cases(parts, quick: bool) -> list[tuple[str, int]]:
     return cases
 
 
-def load_model(name: str) -> tuple[nn.Module, str]:
-    try:
-        model, info = models.load(name, download=False)
-        return model.eval(), f"{info.source} {info.sha256[:12]}"
-    except (FileNotFoundError, ValueError, RuntimeError, OSError):
-        model, info = models.load(name, weights=None)
-        return model.eval(), "random init (no checkpoint found)"
-
-
-def model_inputs(name: str, batch: int, data: str) -> tuple[torch.Tensor, str]:
-    if name.startswith("cifar10/"):
-        try:
-            images, _ = next(iter(cifar10_batches(data, "test", batch, limit=batch)))
-            return images, "CIFAR-10 test images"
-        except FileNotFoundError:
-            pass
-    size = models.spec(name).input_size
-    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)), "random images"
-
-
-def peak_memory_child(name, batch, path, args, queue) -> None:
-    pin_threads(args.threads)
-    model, _ = load_model(name)
-    if path != "dense":
-        hyperplanes = operating_points().get(name, args.hyperplanes)
-        model = haste.set_execution(haste.convert(model, hyperplanes), path)
-    inputs, _ = model_inputs(name, batch, args.data)
-    with torch.inference_mode():
-        model(inputs)
-    queue.put(peak_resident_mib())
-
-
-def peak_resident_mib() -> float:
-    """This process's peak resident set size. ``VmHWM`` belongs to the process image, whereas
-    ``getrusage``'s ``ru_maxrss`` survives ``exec`` and so carries the parent's peak into a spawned
-    child (measured: every child reported the parent's size)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def bench_models(args) -> list[dict]:
     rows = []
-    context = mp.get_context("spawn")
     for name, batch in tqdm(model_cases(args.parts, args.quick), desc="models"):
         model, weights = load_model(name)
         inputs, source = model_inputs(name, batch, args.data)
@@ -320,16 +269,12 @@ def bench_models(args) -> list[dict]:
         reps = args.reps if batch == 1 else max(1, args.reps // 5)
         times = time_paths(modules, inputs, reps)
         reduction, dense_flops, haste_flops, kept = measured_reduction(modules["eval"], inputs)
-        memory = {}
-        for path in PATHS:
-            if args.device.type == "cuda":
-                memory[path] = cuda_forward_peak_mib(modules[path], inputs)
-                continue
-            queue = context.Queue()
-            process = context.Process(target=peak_memory_child, args=(name, batch, path, args, queue))
-            process.start()
-            memory[path] = queue.get()
-            process.join()
+        memory = {
+            path: peak_memory_mib(
+                modules[path], inputs, (name, path, hyperplanes, batch, args.data), args.threads
+            )
+            for path in PATHS
+        }
         for row in result_row(times, reduction, dense_flops, haste_flops, kept, batch):
             rows.append(
                 {
@@ -344,32 +289,6 @@ def bench_models(args) -> list[dict]:
                 }
             )
     return rows
-
-
-def cuda_forward_peak_mib(module: nn.Module, inputs: torch.Tensor) -> float:
-    """CUDA memory one forward pass allocates at its peak, on top of what was allocated before it."""
-    synchronize(inputs.device)
-    torch.cuda.reset_peak_memory_stats(inputs.device)
-    before = torch.cuda.memory_allocated(inputs.device)
-    with torch.inference_mode():
-        module(inputs)
-    synchronize(inputs.device)
-    return (torch.cuda.max_memory_allocated(inputs.device) - before) / 2**20
-
-
-def prepare_device(parser: argparse.ArgumentParser, device: torch.device) -> None:
-    """Refuse a device that cannot run here; on a GPU, plain float32 for dense and HASTE alike."""
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: torch sees no CUDA device here")
-        # cuDNN takes TF32 for float32 convolutions by default, torch's matrix products do not
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    elif device.type != "cpu":
-        parser.error(f"--device must be cpu or cuda, not {device}")
-
-
-def pin_threads(threads: int) -> None:
-    torch.set_num_threads(threads)  # the numba kernels follow torch's count (haste.fused.torch_threads)
 
 
 def machine(device: torch.device) -> dict:
@@ -450,7 +369,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch and numba threads (pinned)")
     parser.add_argument("--reps", type=int, default=None, help="timed runs per path (default 10, quick 2)")
     parser.add_argument("--hyperplanes", type=int, default=14, help="L for the model cases")
-    parser.add_argument("--data", default=str(REPO.parent / "shared/data/cifar10-jpeg"))
+    parser.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 (default: $HASTE_DATA or ../shared)")
     parser.add_argument(
         "--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda (a GPU; see above)"
     )

@@ -1,4 +1,4 @@
-"""``python -m haste``: see ``haste.cli``."""
+"""``python -m haste``: see ``haste.repro.cli``."""
 
 from .repro.cli import main
 

@@ -33,8 +33,6 @@ from .hashing import bucket_ids, bucket_means
 from .weight_cache import rearranged
 
 BACKENDS = ("auto", "numba", "torch")
-# Narrowest block of output channels a kernel task gets.
-MIN_BLOCK = 64
 
 
 def haste_conv2d_compressed(
@@ -173,7 +171,8 @@ TABLE_BLOCK_FLOATS = 1 << 18
 
 def block_width(rows: int, c_out: int) -> int:
     """Output channels per block: a ``rows x width`` slab of the filter table takes at most
-    TABLE_BLOCK_FLOATS; a multiple of 8 (one AVX2 register of float32), at least 8, at most ``c_out``."""
+    TABLE_BLOCK_FLOATS; a multiple of 16 (one AVX-512 register of float32), at least 16, at most
+    ``c_out``."""
     return min(c_out, max(16, TABLE_BLOCK_FLOATS // rows // 16 * 16))
 
 

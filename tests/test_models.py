@@ -9,15 +9,15 @@ from haste.models import ChecksumError, WeightsNotFoundError
 
 
 @pytest.mark.parametrize(
-    "name,params,flops",
+    "name,params",
     [
-        ("cifar10/resnet18", 11_173_962, None),
-        ("cifar10/resnet34", 21_282_122, None),
-        ("cifar10/vgg11_bn", 28_149_514, None),
-        ("cifar10/vgg19_bn", 38_958_922, None),
+        ("cifar10/resnet18", 11_173_962),
+        ("cifar10/resnet34", 21_282_122),
+        ("cifar10/vgg11_bn", 28_149_514),
+        ("cifar10/vgg19_bn", 38_958_922),
     ],
 )
-def test_cifar_architectures(name, params, flops):
+def test_cifar_architectures(name, params):
     model = models.build(name)
     assert sum(p.numel() for p in model.parameters()) == params
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

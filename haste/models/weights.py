@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -54,9 +54,6 @@ class WeightsInfo:
     path: str
     sha256: str
     source: str  # "stand-in" (shipped, trained here), "torchvision", "user file", "random init"
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

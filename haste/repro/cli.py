@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .train import TrainConfig
+
 DEFAULT_DATA = "../shared/data/cifar10-jpeg"
 
 
@@ -57,7 +59,7 @@ def _eval(args) -> int:
 
 
 def _train(args) -> int:
-    from .train import TrainConfig, train
+    from .train import train
 
     fields = {k: getattr(args, k) for k in ("model", "data", "epochs", "batch_size", "max_lr", "seed")}
     config = TrainConfig(**fields, bf16=args.bf16, train_limit=args.limit)
@@ -125,15 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, help="e.g. cifar10/resnet34")
     train.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 ImageFolder or torchvision root")
     train.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
-    train.add_argument("--epochs", type=int, default=40)
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--max-lr", type=float, default=0.2)
-    train.add_argument("--seed", type=int, default=0)
+    # the defaults are TrainConfig's: the recipe of the shipped checkpoints
+    train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    train.add_argument("--max-lr", type=float, default=TrainConfig.max_lr)
+    train.add_argument("--seed", type=int, default=TrainConfig.seed)
     train.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="bf16 autocast (fast on CPUs with AVX512-BF16/AMX and on GPUs)",
+        default=TrainConfig.bf16,
+        help="bf16 autocast (default on; fast on GPUs and CPUs with AVX512-BF16/AMX, "
+        "--no-bf16 on AVX2-only CPUs, where it is far slower)",
     )
     train.add_argument("--limit", type=int, default=None, help="use only N training images")
     train.set_defaults(run=_train)

@@ -313,7 +313,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     haste_rows = results.dropna(subset=["num_hyperplanes"])
     metrics = ["accuracy", "accuracy_drop", *REDUCTION_COLUMNS]
     grouped = haste_rows.groupby(keys, dropna=False)[metrics]
-    summary = grouped.mean().join(grouped.std(ddof=0), rsuffix="_std").join(grouped.size().rename("seeds"))
+    spread = grouped.std(ddof=0).add_suffix("_std")
+    summary = grouped.mean().join(spread).join(grouped.size().rename("seeds"))
     return summary.reset_index()
 
 
