@@ -270,7 +270,44 @@ SPEED_CUDA_COLUMNS = (
     Column("forward-pass MiB (dense / eval / compressed)", text("peak_mib")),
 )
 
+
+def reconciliation_by_patch(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and patch size of ``paper_reconciliation.csv``, a column per convention."""
+    rows = []
+    for (model, patch_size), group in table.groupby(["model", "patch_size"], sort=False):
+        by = group.set_index("convention")
+        row = {"model": model, "patch_size": patch_size, "paper": by.paper_flops_reduction.dropna().max()}
+        for convention, point in by.iterrows():
+            row[convention] = (
+                f"{point.flops_reduction:.2f} (L={int(point.num_hyperplanes)})"
+                if point.bracketed
+                else "not measured"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+RECONCILIATION_COLUMNS = (
+    Column("model", text("model", "`{}`")),
+    Column("P", text("patch_size")),
+    *(
+        Column(header, text(convention))
+        for convention, header in [
+            ("flops_reduction", "whole model, all overhead (%)"),
+            ("flops_reduction_no_filter_merge", "whole model, no filter merge (%)"),
+            ("flops_reduction_no_overhead", "whole model, no overhead (%)"),
+            ("flops_reduction_convlinear", "conv + linear, all overhead (%)"),
+            ("flops_reduction_convlinear_no_filter_merge", "conv + linear, no filter merge (%)"),
+            ("flops_reduction_convlinear_no_overhead", "conv + linear, no overhead (%)"),
+        ]
+    ),
+    Column("paper (%)", fixed("paper")),
+)
+
 TABLES: dict[str, Table] = {
+    "paper_reconciliation": Table(
+        ("results/paper_reconciliation.csv",), RECONCILIATION_COLUMNS, reconciliation_by_patch
+    ),
     "cifar10_main": Table(
         ("results/cifar10_main_table.csv",),
         (
