@@ -141,7 +141,7 @@ def check_command(tokens: list[str]) -> None:
             assert module == "pip" or importlib.util.find_spec(module), f"no module {module}"
     elif program in ("python", "python3", "bash", "sh") and arguments:
         assert (ROOT / arguments[0]).is_file(), f"no file {arguments[0]}"
-    elif program.startswith("./"):
+    elif program.startswith("./") or re.match(r"^[\w./-]+\.(sh|py)$", program):  # a script run directly
         assert (ROOT / program).is_file(), f"no file {program}"
         if program == "./run_all.sh":
             values = {i + 1 for i, a in enumerate(arguments) if a == "--data"}  # --data PATH
@@ -161,6 +161,8 @@ def test_the_bash_check_can_fail():
         check_command(["python", "-m", "haste", "eval", "--model", "x", "--hyperplanes", "1.5"])
     with pytest.raises(AssertionError, match="no file"):
         check_command(["bash", "scripts/nope.sh"])
+    with pytest.raises(AssertionError, match="no file"):
+        check_command(["scripts/nope.sh", "DATA"])
     with pytest.raises(AssertionError, match="no notebook"):
         check_command(["./run_all.sh", "--quick", "--data", "/somewhere", "09_nope"])
     assert command_lines("A=1 python -m haste eval \\\n  --model m  # note\n\n") == [
