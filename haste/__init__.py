@@ -1,12 +1,13 @@
 """HASTE: data-free, dynamic compression of CNNs by locality-sensitive hashing of channels.
 
 import haste
-model = haste.convert(pretrained_cnn, num_hyperplanes=14)   # replaces nn.Conv2d layers
-result = haste.evaluate(model, batches)                     # accuracy + FLOPs per image
-haste.set_hyperplanes(model, 12)                            # steer L at run time
+model = haste.convert(pretrained_cnn, num_hyperplanes=14)     # replaces nn.Conv2d layers
+result = haste.evaluate(model, haste.data.cifar10_batches())  # accuracy + FLOPs per image
+haste.set_hyperplanes(model, 12)                              # steer L at run time
 dense = haste.revert(model)
 """
 
+from . import data, models  # haste.data.cifar10_batches(), haste.models.load() after `import haste`
 from .convert import (
     convert,
     haste_layers,
@@ -27,6 +28,8 @@ from .module import HasteConv2d, LayerStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "data",
+    "models",
     "HasteConv2d",
     "LayerStats",
     "convert",

@@ -59,11 +59,11 @@ def convert(
     reasons: dict[str, str] = {}
     for index, (name, conv) in enumerate(convs):
         if isinstance(skip, int) and index < skip:
-            reasons[name] = f"one of the first {skip} conv(s), left dense"
+            reasons[name] = f"first {skip} conv(s) (skip)"
         elif any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
             reasons[name] = "named in skip"
         elif conv.kernel_size == (1, 1) and not include_pointwise:
-            reasons[name] = "1x1 conv (include_pointwise=False)"
+            reasons[name] = "1x1 (pointwise)"
         elif (reason := unsupported_reason(conv)) is not None:
             reasons[name] = reason
         if name in reasons:
@@ -91,6 +91,18 @@ def revert(model: nn.Module, inplace: bool = False) -> nn.Module:
     return model
 
 
+class SummaryTable(pd.DataFrame):
+    """A DataFrame that prints in 80 columns: short headers, no index (what :func:`summary` returns)."""
+
+    def __repr__(self) -> str:
+        if self.empty:  # a model without convs
+            return super().__repr__()
+        shown = self.assign(num_hyperplanes=self.num_hyperplanes.map(lambda v: "" if pd.isna(v) else int(v)))
+        return shown.to_string(
+            index=False, header=["layer", "in", "out", "kernel", "stride", "haste", "L", "reason"]
+        )
+
+
 def summary(model: nn.Module) -> pd.DataFrame:
     """One row per conv: name, shape, whether it runs HASTE, and why not if it does not."""
     reasons = getattr(model, _SKIP_REASONS, {})
@@ -111,7 +123,7 @@ def summary(model: nn.Module) -> pd.DataFrame:
                 "reason": "" if is_haste else reasons.get(name, "not converted"),
             }
         )
-    return pd.DataFrame(rows)
+    return SummaryTable(rows)
 
 
 def set_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:

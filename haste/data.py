@@ -1,7 +1,8 @@
 """Datasets: CIFAR-10 (torchvision download or an ImageFolder tree) and ImageNet validation.
 
-CIFAR-sized datasets are decoded once and cached as a uint8 tensor, so repeated evaluation and every
-training epoch skip JPEG decoding; batches are normalised and augmented as whole tensors.
+CIFAR-10 is found by one rule everywhere (:func:`cifar10_root`). CIFAR-sized datasets are decoded
+once and cached as a uint8 tensor, so repeated evaluation and every training epoch skip JPEG
+decoding; batches are normalised and augmented as whole tensors.
 """
 
 from __future__ import annotations
@@ -16,12 +17,46 @@ import torch
 from .files import atomic_save, cache_dir
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# a source checkout's CIFAR-10: the JPEG mirror in the shared folder beside the repository
+CHECKOUT_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+_TORCHVISION_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 keeps under its root
+
+
+def cifar10_root(data: str | os.PathLike | None = None) -> Path:
+    """Where CIFAR-10 is: ``data`` if given, else ``$HASTE_DATA``, else the checkout's default
+    ``<repository>/../shared/data/cifar10-jpeg`` (if it is there); an absolute path.
+
+    Either location may be an ImageFolder tree (``<root>/{train,test}/<class>/*.jpg``) or a
+    torchvision CIFAR-10 root. Raises a one-line FileNotFoundError when none is given or found.
+    """
+    if data is None and os.environ.get("HASTE_DATA"):
+        data = os.environ["HASTE_DATA"]
+    if data is None:
+        if not CHECKOUT_CIFAR10.is_dir():
+            raise FileNotFoundError(
+                f"no CIFAR-10: pass --data DIR or set HASTE_DATA (the checkout's default {CHECKOUT_CIFAR10} "
+                "is missing); to fetch it: `python -m haste download cifar10 --dir DIR`"
+            )
+        data = CHECKOUT_CIFAR10
+    return Path(data).expanduser().resolve()
+
+
+def check_cifar10(root: str | os.PathLike, split: str = "test") -> Path:
+    """``root`` if it holds CIFAR-10's ``split`` (either layout), else a one-line FileNotFoundError."""
+    root = Path(root)
+    if not (root / split).is_dir() and not (root / _TORCHVISION_FOLDER).is_dir():
+        raise FileNotFoundError(
+            f"no CIFAR-10 at {root}: expected an ImageFolder tree {root / split}/<class>/*.jpg or a "
+            f"torchvision CIFAR-10 root ({root / _TORCHVISION_FOLDER}); fetch it with "
+            "`python -m haste download cifar10 --dir DIR`, or pass download=True / --download"
+        )
+    return root
 
 
 def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
     from torchvision.datasets import ImageFolder
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text: it reaches the terminal from notebooks run by papermill
 
     folder = ImageFolder(str(split_dir))
     if folder.classes != CIFAR10_CLASSES:
@@ -36,16 +71,17 @@ def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.tensor(folder.targets, dtype=torch.int64)
 
 
-def load_cifar10(root: str | os.PathLike, split: str = "test", download: bool = False):
+def load_cifar10(root: str | os.PathLike | None = None, split: str = "test", download: bool = False):
     """CIFAR-10 as ``(images uint8 [N, 3, 32, 32], labels int64 [N])``.
 
-    ``root`` is either an ImageFolder tree (``root/{train,test}/<class>/*.jpg``, like the JPEG mirror
-    in ``shared/data/cifar10-jpeg``) or a torchvision CIFAR-10 root (the lossless original, downloaded
-    when ``download=True``). ImageFolder trees are decoded once and cached under ``$HASTE_CACHE``.
+    ``root`` (default: :func:`cifar10_root`) is either an ImageFolder tree
+    (``root/{train,test}/<class>/*.jpg``, like the JPEG mirror in ``shared/data/cifar10-jpeg``) or a
+    torchvision CIFAR-10 root (the lossless original, downloaded when ``download=True``). ImageFolder
+    trees are decoded once and cached under ``$HASTE_CACHE``, keyed on their absolute path.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    root = Path(root)
+    root = cifar10_root(root)  # absolute: one cache entry however the path was spelled
     split_dir = root / split
     if split_dir.is_dir():
         files = sorted(p for p in split_dir.rglob("*") if p.is_file())
@@ -64,13 +100,12 @@ def load_cifar10(root: str | os.PathLike, split: str = "test", download: bool = 
         return images, labels
     from torchvision.datasets import CIFAR10
 
+    if not download:
+        check_cifar10(root, split)
     try:
         dataset = CIFAR10(str(root), train=split == "train", download=download)
-    except RuntimeError as error:
-        raise FileNotFoundError(
-            f"no CIFAR-10 at {root}: expected an ImageFolder tree {split_dir}/<class>/*.jpg or a "
-            "torchvision CIFAR-10 root (pass download=True / --download with internet)"
-        ) from error
+    except RuntimeError as error:  # torchvision's own checks: a missing or corrupt download
+        raise FileNotFoundError(f"no usable CIFAR-10 at {root}: {error}") from error
     images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
     return images, torch.tensor(dataset.targets, dtype=torch.int64)
 
@@ -142,8 +177,11 @@ def _random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int
     return crops
 
 
-def cifar10_batches(root, split="test", batch_size=256, limit=None, download=False, **kwargs):
-    """CIFAR-10 batches normalised with the zoo's statistics (see ``haste.models.CIFAR10_MEAN``)."""
+def cifar10_batches(root=None, split="test", batch_size=256, limit=None, download=False, **kwargs):
+    """CIFAR-10 batches normalised with the zoo's statistics (see ``haste.models.CIFAR10_MEAN``).
+
+    ``root``: see :func:`cifar10_root`; ``limit``: a fixed random subset of that many images.
+    """
     from .models import CIFAR10_MEAN, CIFAR10_STD
 
     images, labels = load_cifar10(root, split, download)

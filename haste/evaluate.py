@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: they reach the terminal from notebooks run by papermill
 
 from .convert import reset_stats
 from .flops import FlopReport, dense_flops, flop_report

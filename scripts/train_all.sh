@@ -5,14 +5,14 @@
 #   MODELS       space-separated subset, e.g. "resnet34 vgg19_bn"
 #   EPOCHS       epochs per model (default: the recipe's, `python -m haste train --help`)
 #   BF16=0       no bf16 autocast (it is on by default; far slower on AVX2-only CPUs, see docs/checkpoints.md)
+#   HASTE_DATA   CIFAR-10 (default: ../shared/data/cifar10-jpeg beside the repository; the CLI's rule)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${HASTE_RUNS:-$HOME/.cache/haste/runs}
-DATA=$(realpath -m "${HASTE_DATA:-../shared/data/cifar10-jpeg}")
 MODELS=${MODELS:-"resnet18 resnet34 vgg11_bn vgg13_bn vgg16_bn vgg19_bn"}
 for arch in $MODELS; do
   run="$RUNS/cifar10-$arch"
-  python -m haste train --model "cifar10/$arch" --data "$DATA" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"} \
+  python -m haste train --model "cifar10/$arch" --out "$run" ${EPOCHS:+--epochs "$EPOCHS"} \
     $([[ "${BF16:-1}" == 0 ]] && echo --no-bf16 || echo --bf16)
   python -m haste export --run "$run"
 done

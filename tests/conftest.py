@@ -6,7 +6,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+from haste.data import CHECKOUT_CIFAR10, cifar10_root  # noqa: E402
+
+
+def _real_cifar10() -> Path:
+    """The CIFAR-10 the integration tests read: ``$HASTE_DATA``, else the checkout's default."""
+    try:
+        return cifar10_root()
+    except FileNotFoundError:
+        return CHECKOUT_CIFAR10  # absent: the tests that need it skip, naming it
+
+
+SHARED_CIFAR = _real_cifar10()
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +28,7 @@ def _seeded():
 @pytest.fixture
 def cifar_root():
     if not (SHARED_CIFAR / "test").is_dir():
-        pytest.skip(f"CIFAR-10 JPEG mirror not found at {SHARED_CIFAR}")
+        pytest.skip(f"CIFAR-10 not found at {SHARED_CIFAR} (set HASTE_DATA)")
     return SHARED_CIFAR
 
 

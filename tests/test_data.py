@@ -2,7 +2,15 @@ import pytest
 import torch
 from PIL import Image
 
-from haste.data import CIFAR10_CLASSES, TensorBatches, cifar10_batches, load_cifar10
+import haste.data
+from haste.data import (
+    CIFAR10_CLASSES,
+    TensorBatches,
+    check_cifar10,
+    cifar10_batches,
+    cifar10_root,
+    load_cifar10,
+)
 
 
 def make_tree(root, per_class=2):
@@ -28,7 +36,7 @@ def test_image_folder_is_decoded_and_cached(tmp_path):
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no CIFAR-10"):
+    with pytest.raises(FileNotFoundError, match="no CIFAR-10.*python -m haste download cifar10"):
         load_cifar10(tmp_path / "nowhere", "test")
     with pytest.raises(ValueError, match="split"):
         load_cifar10(tmp_path, "validation")
@@ -55,3 +63,40 @@ def test_cifar10_batches_limit(tmp_path):
     labels = torch.cat([labels for _, labels in batches])
     assert len(labels) == 12
     assert len(labels.unique()) > 3  # a random subset, not the first (class-sorted) files
+
+
+def test_cifar10_location_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    default = tmp_path / "shared" / "data" / "cifar10-jpeg"
+    monkeypatch.setattr(haste.data, "CHECKOUT_CIFAR10", default)
+    monkeypatch.delenv("HASTE_DATA", raising=False)
+    with pytest.raises(FileNotFoundError) as error:  # nothing given, nothing found
+        cifar10_root()
+    message = str(error.value)
+    assert "\n" not in message
+    assert "--data" in message and "HASTE_DATA" in message
+    assert "python -m haste download cifar10 --dir DIR" in message
+    default.mkdir(parents=True)
+    assert cifar10_root() == default  # the checkout's default
+    monkeypatch.setenv("HASTE_DATA", "from-env")
+    assert cifar10_root() == tmp_path / "from-env"  # $HASTE_DATA before it, made absolute
+    assert cifar10_root("given") == tmp_path / "given"  # an explicit location before both
+    assert cifar10_root(tmp_path / "x" / ".." / "given") == tmp_path / "given"
+
+
+def test_either_layout_passes_the_check(tmp_path):
+    (tmp_path / "jpeg" / "test").mkdir(parents=True)
+    (tmp_path / "torchvision" / "cifar-10-batches-py").mkdir(parents=True)
+    assert check_cifar10(tmp_path / "jpeg") == tmp_path / "jpeg"
+    assert check_cifar10(tmp_path / "torchvision") == tmp_path / "torchvision"
+    with pytest.raises(FileNotFoundError, match="no CIFAR-10 at"):
+        check_cifar10(tmp_path / "jpeg", "train")
+
+
+def test_decoded_cache_keys_on_the_resolved_path(tmp_path, monkeypatch):
+    make_tree(tmp_path / "data" / "cifar", per_class=1)
+    monkeypatch.chdir(tmp_path / "data")
+    relative, _ = load_cifar10("../data/cifar", "test")
+    absolute, _ = load_cifar10(tmp_path / "data" / "cifar", "test")
+    assert torch.equal(relative, absolute)
+    assert len(list((tmp_path / "cache").glob("cifar10-test-*.pt"))) == 1  # decoded once, not twice

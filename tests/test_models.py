@@ -104,3 +104,120 @@ def test_random_init_is_reproducible():
     b, _ = models.load("cifar10/resnet18", weights=None)
     assert info.source == "random init"
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A folder served over HTTP on 127.0.0.1: yields (folder, base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    served = tmp_path / "served"
+    served.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def tiny_torchvision_model(monkeypatch):
+    """Registers ``imagenet/tiny`` (one 1x1 conv) whose torchvision weights URL the test sets."""
+    from types import SimpleNamespace
+
+    import torchvision
+    from torch import nn
+
+    urls = {}
+    spec = models.ModelSpec(
+        "imagenet/tiny", lambda: nn.Conv2d(3, 2, 1), "imagenet", 224, (0.5,) * 3, (0.5,) * 3, "Tiny.V1"
+    )
+    monkeypatch.setitem(models.MODELS, "imagenet/tiny", spec)
+    monkeypatch.setattr(torchvision.models, "get_weight", lambda name: SimpleNamespace(url=urls[name]))
+    return urls
+
+
+def test_imagenet_weights_download_into_a_fresh_hub_folder(
+    tmp_path, monkeypatch, file_server, tiny_torchvision_model
+):
+    import hashlib
+
+    from torch import nn
+
+    served, base = file_server
+    weights = nn.Conv2d(3, 2, 1).state_dict()
+    torch.save(weights, served / "tiny.pth")
+    prefix = hashlib.sha256((served / "tiny.pth").read_bytes()).hexdigest()[:8]
+    (served / "tiny.pth").rename(served / f"tiny-{prefix}.pth")  # torchvision's naming: <arch>-<sha>.pth
+    tiny_torchvision_model["Tiny.V1"] = f"{base}/tiny-{prefix}.pth"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "fresh"))  # no hub folder yet, as on a new machine
+    model, info = models.load("imagenet/tiny")
+    checkpoints = tmp_path / "fresh" / "hub" / "checkpoints"
+    assert [p.name for p in checkpoints.iterdir()] == [f"tiny-{prefix}.pth"]
+    assert info.source == "torchvision" and info.sha256.startswith(prefix)
+    assert torch.equal(model.weight, weights["weight"])
+
+
+def test_imagenet_download_with_a_wrong_hash_is_deleted(
+    tmp_path, monkeypatch, file_server, tiny_torchvision_model
+):
+    from torch import nn
+
+    served, base = file_server
+    torch.save(nn.Conv2d(3, 2, 1).state_dict(), served / "tiny-00000000.pth")  # name promises another hash
+    tiny_torchvision_model["Tiny.V1"] = f"{base}/tiny-00000000.pth"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "fresh"))
+    with pytest.raises(ChecksumError, match="not 00000000.*deleted"):
+        models.load("imagenet/tiny")
+    assert list((tmp_path / "fresh" / "hub" / "checkpoints").iterdir()) == []  # nothing left to load later
+
+
+def test_imagenet_download_from_a_missing_url_says_where_to_put_the_file(
+    tmp_path, monkeypatch, file_server, tiny_torchvision_model
+):
+    _, base = file_server
+    tiny_torchvision_model["Tiny.V1"] = f"{base}/tiny-12345678.pth"  # not served: HTTP 404
+    with pytest.raises(WeightsNotFoundError, match="put tiny-12345678.pth into"):
+        models.load("imagenet/tiny", weights_dir=tmp_path / "new")
+
+
+def test_file_of_another_architecture_is_summarised_in_one_line(tmp_path):
+    state = models.build("cifar10/vgg11_bn").state_dict()
+    torch.save(state, tmp_path / "vgg.pt")
+    expected = set(models.build("cifar10/resnet18").state_dict())
+    missing, unexpected = len(expected - set(state)), len(set(state) - expected)
+    with pytest.raises(ValueError) as error:
+        models.load("cifar10/resnet18", weights=tmp_path / "vgg.pt")
+    message = str(error.value)
+    assert (
+        f"{missing} missing, {unexpected} unexpected keys: is this a checkpoint of cifar10/vgg11_bn?"
+        in message
+    )
+    assert "\n" not in message and len(message) < 300
+
+
+def test_file_with_other_shapes_names_the_first(tmp_path):
+    state = models.build("cifar10/resnet18").state_dict()
+    state["fc.weight"], state["fc.bias"] = torch.zeros(100, 512), torch.zeros(100)  # a CIFAR-100 head
+    torch.save(state, tmp_path / "cifar100.pt")
+    with pytest.raises(
+        ValueError, match=r"2 tensors of another shape \(fc.weight: \[100, 512\] in the file, "
+    ):
+        models.load("cifar10/resnet18", weights=tmp_path / "cifar100.pt")
+
+
+def test_reference_checkpoint_hashes(tmp_path):
+    _, path = write_stand_in(tmp_path)
+    assert models.reference_checkpoint("cifar10/resnet18", tmp_path) == (
+        "the shipped cifar10/resnet18 checkpoint",
+        models.sha256_file(path),
+    )
+    assert models.reference_checkpoint("cifar10/vgg13_bn", tmp_path) is None  # not in that manifest
+    assert models.reference_checkpoint("imagenet/resnet18")[1] == "f37072fd"  # resnet18-f37072fd.pth

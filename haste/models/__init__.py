@@ -110,13 +110,68 @@ def load(
         info = WeightsInfo(name, "", "", "random init")
     elif str(weights) != "default":
         path = Path(weights)
-        model.load_state_dict(load_state_dict(path), strict=True)
+        _load_user_file(model, name, path)
         info = WeightsInfo(name, str(path), sha256_file(path), "user file")
     elif model_spec.dataset == "cifar10":
         info = _load_stand_in(model, name, weights_dir)
     else:
         info = _load_torchvision(model, model_spec, weights_dir, download)
     return model.eval(), info
+
+
+def _load_user_file(model: nn.Module, name: str, path: Path) -> None:
+    """Load a user's state dict strictly; a mismatch is one line that guesses the file's architecture."""
+    state = load_state_dict(path)
+    problem = _mismatch(_shapes(model.state_dict()), _shapes(state))
+    if problem is not None:
+        fits = (other for other in MODELS if _mismatch(_meta_shapes(other), _shapes(state)) is None)
+        guess = next(fits, None)
+        hint = f": is this a checkpoint of {guess}?" if guess else ": it fits none of the known architectures"
+        raise ValueError(f"{path} does not fit {name}: {problem}{hint}")
+    model.load_state_dict(state, strict=True)
+
+
+def _shapes(state: dict) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def _meta_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        return _shapes(build(name).state_dict())
+
+
+def _mismatch(expected: dict, found: dict) -> str | None:
+    """What keeps a state dict with shapes ``found`` from loading where ``expected`` is wanted."""
+    missing, unexpected = expected.keys() - found.keys(), found.keys() - expected.keys()
+    if missing or unexpected:
+        return f"{len(missing)} missing, {len(unexpected)} unexpected keys"
+    wrong = [key for key in expected if expected[key] != found[key]]
+    if wrong:
+        first = wrong[0]
+        return (
+            f"{len(wrong)} tensors of another shape ({first}: {list(found[first])} in the file, "
+            f"{list(expected[first])} in the model)"
+        )
+    return None
+
+
+def reference_checkpoint(name: str, weights_dir: str | os.PathLike | None = None) -> tuple[str, str] | None:
+    """The checkpoint of ``name`` whose hash is known, as ``(description, SHA-256 or its prefix)``:
+    the shipped CIFAR-10 stand-in (from the manifest) or torchvision's ImageNet weights; else None.
+    """
+    model_spec = spec(name)
+    if model_spec.dataset == "cifar10":
+        directory = Path(weights_dir) if weights_dir else shipped_weights_dir()
+        entry = read_manifest(directory / "manifest.csv").get(name)
+        return None if entry is None else (f"the shipped {name} checkpoint", entry["sha256"])
+    import torchvision
+
+    url = torchvision.models.get_weight(model_spec.torchvision_weights).url
+    return f"torchvision's {model_spec.torchvision_weights}", _torchvision_hash_prefix(url)
+
+
+def _torchvision_hash_prefix(url: str) -> str:
+    return url.rsplit("/", 1)[-1].rsplit("-", 1)[-1].split(".")[0]  # files are named <arch>-<sha>.pth
 
 
 def _load_stand_in(model: nn.Module, name: str, weights_dir) -> WeightsInfo:
@@ -146,23 +201,39 @@ def _load_torchvision(model: nn.Module, model_spec: ModelSpec, weights_dir, down
     import torchvision
 
     url = torchvision.models.get_weight(model_spec.torchvision_weights).url
-    filename = url.rsplit("/", 1)[-1]
-    hash_prefix = filename.rsplit("-", 1)[-1].split(".")[0]  # torchvision names files <arch>-<sha>.pth
     directory = Path(weights_dir or Path(torch.hub.get_dir()) / "checkpoints")
+    path, sha = _fetch_verified(url, directory, download, model_spec.name)
+    model.load_state_dict(load_state_dict(path), strict=True)
+    return WeightsInfo(model_spec.name, str(path), sha, "torchvision")
+
+
+def _fetch_verified(url: str, directory: Path, download: bool, what: str) -> tuple[Path, str]:
+    """``directory/<file name of url>`` and its SHA-256, downloaded first if missing; the hash must
+    start with the prefix in the file name. A download that does not match is deleted."""
+    filename = url.rsplit("/", 1)[-1]
+    hash_prefix = _torchvision_hash_prefix(url)
     path = directory / filename
     if not path.is_file():
         if not download:
-            raise WeightsNotFoundError(f"{model_spec.name}: put {filename} ({url}) into {directory}")
+            raise WeightsNotFoundError(f"{what}: put {filename} ({url}) into {directory}")
         try:
+            # torch writes a temporary file into the folder before it connects: the folder must exist
+            directory.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(path), hash_prefix=None, progress=True)
-        except Exception as error:  # offline: URLError, socket errors, proxies...
+        except Exception as error:  # offline: URLError, socket errors, proxies, read-only folders...
             raise WeightsNotFoundError(
-                f"{model_spec.name}: could not download {url} ({error}); without internet, put "
+                f"{what}: could not download {url} ({error}); without internet, put "
                 f"{filename} into {directory} or pass weights_dir"
             ) from error
-    sha = verify(path, hash_prefix)
-    model.load_state_dict(load_state_dict(path), strict=True)
-    return WeightsInfo(model_spec.name, str(path), sha, "torchvision")
+        sha = sha256_file(path)
+        if not sha.startswith(hash_prefix):
+            path.unlink()  # never left where the next run would load it
+            raise ChecksumError(
+                f"{what}: the file downloaded from {url} has SHA-256 {sha}, not {hash_prefix}...; "
+                "deleted it (a broken download or a proxy's error page: try again)"
+            )
+        return path, sha
+    return path, verify(path, hash_prefix)
 
 
 __all__ = [
@@ -174,5 +245,6 @@ __all__ = [
     "spec",
     "build",
     "load",
+    "reference_checkpoint",
     "sha256_file",
 ]

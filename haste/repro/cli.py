@@ -1,22 +1,223 @@
-"""Command line: ``python -m haste {eval,train,export}``."""
+"""Command line: ``python -m haste COMMAND``, one ``_add_<command>`` function per command.
+
+Arguments are checked before any work starts, and every error is one line (exit status 2).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
-from .train import TrainConfig
+DESCRIPTION = "HASTE: data-free compression of CNNs by hashing channels; the reproduction's commands."
+DATA_RULE = "default: $HASTE_DATA, else the checkout's ../shared/data/cifar10-jpeg"
+# result columns that count things; a dense row's NaN in them must not turn them into floats
+INTEGER_COLUMNS = ["num_hyperplanes", "patch_size", "skip", "seed", "images"]
 
-DEFAULT_DATA = "../shared/data/cifar10-jpeg"
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help with every option's default, except where there is none (None, False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or any(default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        if not action.option_strings:
+            return text
+        if isinstance(default, float):
+            default = f"{default:.4g}"
+        elif isinstance(default, list):
+            default = " ".join(map(str, default))
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _sparsity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _command(commands, name: str, summary: str, description: str = "") -> argparse.ArgumentParser:
+    """A subcommand: ``summary`` is its line in the top-level help, ``description`` more in its own."""
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.{' ' + description if description else ''}",
+        formatter_class=_Formatter,
+    )
+
+
+# --- eval ---------------------------------------------------------------------------------------
+
+
+def _add_eval(commands) -> None:
+    evaluate = _command(
+        commands,
+        "eval",
+        "evaluate a model with HASTE at one or several L",
+        "Prints a table (accuracy, its drop from the dense model, FLOPs per image and their reduction) "
+        "and optionally writes it as JSON.",
+    )
+    evaluate.add_argument("--model", required=True, help="e.g. cifar10/resnet34, imagenet/resnet50")
+    evaluate.add_argument(
+        "--weights",
+        default="default",
+        help="'default' (the shipped checkpoint, or torchvision's for imagenet/...), a state-dict file "
+        "(.pt, .pth, .safetensors), or 'random' (random initialisation)",
+    )
+    evaluate.add_argument(
+        "--weights-dir",
+        default=None,
+        help="folder of the shipped checkpoints and manifest.csv, or of torchvision's files "
+        "(default: $HASTE_WEIGHTS, else the checkout's weights/; torchvision: the torch hub cache)",
+    )
+    evaluate.add_argument(
+        "--data",
+        default=None,
+        help=f"CIFAR-10: an ImageFolder tree or a torchvision root ({DATA_RULE}); "
+        "imagenet/...: the validation ImageFolder",
+    )
+    evaluate.add_argument(
+        "--download", action="store_true", help="download CIFAR-10 into --data with torchvision"
+    )
+    evaluate.add_argument(
+        "--hyperplanes",
+        type=_positive_int,
+        nargs="+",
+        default=[14],
+        metavar="L",
+        help="number of hyperplanes L; several values are swept in one run",
+    )
+    evaluate.add_argument(
+        "--sparsity", type=_sparsity, default=2 / 3, metavar="S", help="share s of zero hyperplane entries"
+    )
+    evaluate.add_argument(
+        "--patch-size", type=_positive_int, default=3, metavar="P", help="output tile side P"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="hyperplane seed")
+    evaluate.add_argument("--skip", type=_non_negative_int, default=1, help="leading convs left dense")
+    evaluate.add_argument("--include-pointwise", action="store_true", help="also compress 1x1 convs")
+    evaluate.add_argument(
+        "--baseline", action="store_true", help="also print and write the dense model's row"
+    )
+    evaluate.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate N images only: a fixed random subset (seed 0, the same N images on every run), "
+        "not the first N, which are sorted by class (default: all)",
+    )
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="images per batch")
+    evaluate.add_argument(
+        "--json", default=None, metavar="FILE", help="also write the rows to this JSON file"
+    )
+    evaluate.set_defaults(run=_eval)
+
+
+def _check_eval(args) -> None:
+    """Everything about the arguments that can be wrong, before a model loads or an image is read."""
+    from ..data import check_cifar10, cifar10_root
+    from ..hashing import MAX_HYPERPLANES
+    from ..models import build, spec
+
+    model_spec = spec(args.model)  # unknown names: ValueError listing the known ones
+    too_many = [n for n in args.hyperplanes if n > MAX_HYPERPLANES]
+    if too_many:
+        raise ValueError(
+            f"--hyperplanes: at most {MAX_HYPERPLANES} (codes are exact in float64), not {too_many[0]}"
+        )
+    import torch
+
+    with torch.device("meta"):  # the architecture only: no weights, no memory
+        convs = sum(isinstance(m, torch.nn.Conv2d) for m in build(args.model).modules())
+    if args.skip >= convs:
+        raise ValueError(f"--skip {args.skip}: {args.model} has {convs} convs, so --skip must be below that")
+    if args.weights not in ("default", "random") and not Path(args.weights).is_file():
+        raise FileNotFoundError(f"--weights: weight file not found: {args.weights}")
+    if args.json:
+        _check_writable(Path(args.json))
+    if model_spec.dataset == "cifar10":
+        args.data = str(cifar10_root(args.data))
+        if not args.download:
+            check_cifar10(args.data)
+    elif args.data is None:
+        raise ValueError(f"--data: {args.model} needs the ImageNet validation ImageFolder (<wnid>/*.JPEG)")
+    elif not Path(args.data).is_dir():
+        raise FileNotFoundError(f"--data: no ImageNet validation ImageFolder at {args.data}")
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"--json {path}: is a folder")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--json {path}: folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"--json {path}: not writable")
+
+
+def _weights_note(args) -> str | None:
+    """For a user's file of an architecture whose checkpoint hash is known: does it match?"""
+    from ..models import load, reference_checkpoint
+
+    if args.weights in ("default", "random"):
+        return None
+    reference = reference_checkpoint(args.model, args.weights_dir)
+    if reference is None:
+        return None
+    description, expected = reference
+    sha = load(args.model, args.weights)[1].sha256  # a file of another architecture fails here first
+    if sha.startswith(expected):
+        return f"{args.weights} is {description} (SHA-256 {sha[:12]}, as recorded)"
+    return (
+        f"note: {args.weights} is not {description}: SHA-256 {sha[:12]}, recorded {expected[:12]} "
+        "(a corrupt copy, or other weights)"
+    )
 
 
 def _eval(args) -> int:
     import json
 
-    import pandas as pd
-
+    from ..files import atomic_write_text
     from .experiments import HasteSettings, sweep
 
+    _check_eval(args)
+    note = _weights_note(args)
+    if note:
+        print(note)
     settings = HasteSettings(
         sparsity=args.sparsity,
         patch_size=args.patch_size,
@@ -37,42 +238,125 @@ def _eval(args) -> int:
         download=args.download,
     )
     first = results.iloc[0]
-    print(f"{args.model}  weights: {first.weights_source} {first.weights_sha256[:12]}")
-    table = results[
-        [
-            "num_hyperplanes",
-            "accuracy",
-            "images",
-            "flops_dense",
-            "flops_haste",
-            "flops_reduction",
-            "flops_reduction_no_overhead",
-        ]
-    ].copy()
-    table["num_hyperplanes"] = table.num_hyperplanes.map(lambda v: "dense" if pd.isna(v) else int(v))
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(
+        f"{args.model}  weights: {first.weights_source} {first.weights_sha256[:12]}  "
+        f"{int(first.images)} images  dense: {first.flops_dense / 1e6:.1f} MFLOPs per image"
+    )
+    print(format_table(results))
     if args.json:
-        rows = results.astype(object).where(results.notna(), None).to_dict("records")
-        with open(args.json, "w") as handle:
-            json.dump(rows[0] if len(rows) == 1 else rows, handle, indent=2)
+        rows = json_rows(results)
+        atomic_write_text(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2) + "\n", Path(args.json))
     return 0
 
 
-def _train(args) -> int:
-    from .train import train
+def format_table(results) -> str:
+    """The eval table: L, accuracy, its drop, FLOPs per image (millions) and their reduction."""
+    table = results[["num_hyperplanes", "accuracy", "accuracy_drop", "flops_haste"]].copy()
+    table["num_hyperplanes"] = table.num_hyperplanes.map(lambda v: "dense" if v != v else str(int(v)))
+    table["flops_haste"] = table.flops_haste / 1e6
+    table["reduction"] = results.flops_reduction
+    table["without overhead"] = results.flops_reduction_no_overhead
+    table.columns = ["L", "accuracy (%)", "drop (pp)", "MFLOPs", "reduction (%)", "without overhead (%)"]
+    return table.to_string(index=False, float_format=lambda v: f"{v:.2f}")
 
+
+def json_rows(results) -> list[dict]:
+    """Result rows as JSON-ready dicts: counts as ints, missing values as None."""
+    counts = [column for column in INTEGER_COLUMNS if column in results]
+    typed = results.astype(dict.fromkeys(counts, "Int64"))
+    return typed.astype(object).where(typed.notna(), None).to_dict("records")
+
+
+# --- train, export, slim ------------------------------------------------------------------------
+
+
+def _add_train(commands) -> None:
+    from .train import TrainConfig  # its defaults are the recipe of the shipped checkpoints
+
+    train = _command(
+        commands,
+        "train",
+        "train a CIFAR-10 stand-in checkpoint (resumable)",
+        "Every epoch is checkpointed into --out; the same command again continues from there.",
+    )
+    train.add_argument("--model", required=True, help="e.g. cifar10/resnet34")
+    train.add_argument(
+        "--data", default=None, help=f"CIFAR-10: an ImageFolder tree or a torchvision root ({DATA_RULE})"
+    )
+    train.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
+    train.add_argument(
+        "--epochs", type=_positive_int, default=TrainConfig.epochs, help="epochs of the one-cycle schedule"
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=TrainConfig.batch_size, help="images per batch"
+    )
+    train.add_argument("--max-lr", type=float, default=TrainConfig.max_lr, help="peak learning rate")
+    train.add_argument(
+        "--seed", type=int, default=TrainConfig.seed, help="initialisation, augmentation and order"
+    )
+    train.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=TrainConfig.bf16,
+        help="bf16 autocast (fast on GPUs and CPUs with AVX512-BF16/AMX; "
+        "--no-bf16 on AVX2-only CPUs, where it is far slower)",
+    )
+    train.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="train on N images only (a smoke test)"
+    )
+    train.set_defaults(run=_train)
+
+
+def _train(args) -> int:
+    from ..data import check_cifar10, cifar10_root
+    from ..models import spec
+    from .train import TrainConfig, train
+
+    if spec(args.model).dataset != "cifar10":
+        raise ValueError(f"--model: only CIFAR-10 models are trained here, not {args.model}")
+    args.data = str(check_cifar10(cifar10_root(args.data), "train"))
     fields = {k: getattr(args, k) for k in ("model", "data", "epochs", "batch_size", "max_lr", "seed")}
     config = TrainConfig(**fields, bf16=args.bf16, train_limit=args.limit)
     train(config, args.out)
     return 0
 
 
+def _add_export(commands) -> None:
+    # dest="run_dir": "run" is the attribute that holds each command's handler
+    export = _command(
+        commands,
+        "export",
+        "ship a finished run as float16 safetensors",
+        "Writes the weights into the weights folder, evaluates the file as loaded and updates manifest.csv.",
+    )
+    export.add_argument(
+        "--run", dest="run_dir", required=True, help="run folder (last.pt) or a slim run file from `slim`"
+    )
+    export.add_argument(
+        "--weights-dir",
+        default=None,
+        help="where to write (default: $HASTE_WEIGHTS, else the checkout's weights/)",
+    )
+    export.add_argument(
+        "--data",
+        default=None,
+        help="CIFAR-10 to evaluate on (default: the location the run recorded)",
+    )
+    export.set_defaults(run=_export)
+
+
 def _export(args) -> int:
     from .train import export
 
-    row = export(args.run_dir, args.weights_dir, data=args.data)
-    print(row)
+    print(export(args.run_dir, args.weights_dir, data=args.data))
     return 0
+
+
+def _add_slim(commands) -> None:
+    slim = _command(commands, "slim", "a finished run without optimiser state, float16 (small)")
+    slim.add_argument("--run", dest="run_dir", required=True, help="run folder")
+    slim.add_argument("--out", required=True, help="file to write (.pt)")
+    slim.set_defaults(run=_slim)
 
 
 def _slim(args) -> int:
@@ -82,81 +366,19 @@ def _slim(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+# --- the parser ---------------------------------------------------------------------------------
+
+COMMANDS = [_add_eval, _add_train, _add_export, _add_slim]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m haste", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    evaluate = commands.add_parser("eval", help="evaluate a model with HASTE at one or several L")
-    evaluate.add_argument("--model", required=True, help="e.g. cifar10/resnet34, imagenet/resnet50")
-    evaluate.add_argument(
-        "--weights", default="default", help="'default' (shipped/torchvision), a state-dict file, or 'random'"
+    parser = _Parser(prog="python -m haste", description=DESCRIPTION, formatter_class=_Formatter)
+    commands = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND", parser_class=_Parser
     )
-    evaluate.add_argument("--weights-dir", default=None)
-    evaluate.add_argument(
-        "--data",
-        default=DEFAULT_DATA,
-        help="CIFAR-10 ImageFolder tree or torchvision root; ImageNet val folder",
-    )
-    evaluate.add_argument("--download", action="store_true", help="download CIFAR-10 (torchvision)")
-    evaluate.add_argument(
-        "--hyperplanes",
-        type=_positive_int,
-        nargs="+",
-        default=[14],
-        help="L; several values sweep them in one run",
-    )
-    evaluate.add_argument("--sparsity", type=float, default=2 / 3)
-    evaluate.add_argument("--patch-size", type=_positive_int, default=3)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--skip", type=int, default=1, help="leading convs left dense")
-    evaluate.add_argument("--include-pointwise", action="store_true", help="also compress 1x1 convs")
-    evaluate.add_argument("--baseline", action="store_true", help="also evaluate the dense model")
-    evaluate.add_argument("--limit", type=_positive_int, default=None, help="first N test images")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=256)
-    evaluate.add_argument("--json", default=None, help="write the results to this JSON file")
-    evaluate.set_defaults(run=_eval)
-
-    train = commands.add_parser("train", help="train a CIFAR-10 stand-in checkpoint (resumable)")
-    train.add_argument("--model", required=True, help="e.g. cifar10/resnet34")
-    train.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 ImageFolder or torchvision root")
-    train.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
-    # the defaults are TrainConfig's: the recipe of the shipped checkpoints
-    train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    train.add_argument("--max-lr", type=float, default=TrainConfig.max_lr)
-    train.add_argument("--seed", type=int, default=TrainConfig.seed)
-    train.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        default=TrainConfig.bf16,
-        help="bf16 autocast (default on; fast on GPUs and CPUs with AVX512-BF16/AMX, "
-        "--no-bf16 on AVX2-only CPUs, where it is far slower)",
-    )
-    train.add_argument("--limit", type=int, default=None, help="use only N training images")
-    train.set_defaults(run=_train)
-
-    # dest="run_dir": "run" is the attribute that holds each command's handler
-    export = commands.add_parser("export", help="ship a finished run as float16 safetensors")
-    export.add_argument(
-        "--run", dest="run_dir", required=True, help="run folder (last.pt) or a slim run file from `slim`"
-    )
-    export.add_argument("--weights-dir", default=None)
-    export.add_argument(
-        "--data", default=None, help="CIFAR-10 to evaluate on, when the run was trained elsewhere"
-    )
-    export.set_defaults(run=_export)
-
-    slim = commands.add_parser("slim", help="a finished run without optimiser state, float16 (small)")
-    slim.add_argument("--run", dest="run_dir", required=True, help="run folder")
-    slim.add_argument("--out", required=True, help="file to write (.pt)")
-    slim.set_defaults(run=_slim)
+    for add in COMMANDS:
+        add(commands)
+    parser.epilog = f"`python -m haste COMMAND --help` describes each of {', '.join(commands.choices)}."
     return parser
 
 
@@ -166,5 +388,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ValueError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the library wrote
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -338,15 +338,16 @@ def drop_at_reduction(summary: pd.DataFrame, reductions: list[float], by: str = 
 
 def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.DataFrame:
     """Per model, the L with the largest FLOPs reduction whose mean accuracy drop is <= max_drop."""
-    rows = []
+    chosen = []
     for model_name, group in summary.groupby("model"):
         limit = max_drop.get(model_name)
         if limit is None:
             continue
         eligible = group[group.accuracy_drop <= limit]
         if not eligible.empty:
-            rows.append(eligible.loc[eligible.flops_reduction.idxmax()])
-    return pd.DataFrame(rows, columns=summary.columns).reset_index(drop=True)
+            chosen.append(eligible.flops_reduction.idxmax())
+    # rows selected from the summary keep its column types, even when none is chosen
+    return summary.loc[chosen].reset_index(drop=True)
 
 
 def patch_compression(

@@ -2,8 +2,10 @@
 
 Each notebook's parameters are the ones its tagged ``parameters`` cell declares (read with
 ``papermill.inspect_notebook``); quick mode adds ``notebooks/quick/<name>.yaml``. Options given
-here (``results_dir``, ``data``, ...) go only to the notebooks that declare them. Cell output and
-progress lines stream to the terminal as the notebooks run.
+here (``results_dir``, ``data``, ...) go only to the notebooks that declare them. CIFAR-10 is found
+by ``haste.data.cifar10_root`` (``--data``, else ``$HASTE_DATA``, else the checkout's default) and
+checked before the first notebook runs. Cell output and progress bars stream to the terminal as the
+notebooks run.
 """
 
 from __future__ import annotations
@@ -48,8 +50,24 @@ def check_names(names: list[str]) -> None:
         raise SystemExit(f"error: no notebook {', '.join(unknown)}; known: {', '.join(ORDER)}")
 
 
+def cifar10_location(names: list[str], data: str | None) -> str | None:
+    """The absolute CIFAR-10 location for the notebooks ``names``, checked; None if none reads it.
+
+    Absolute, because the kernels run in ``notebooks/``, not where the path was given.
+    """
+    from ..data import check_cifar10, cifar10_root
+
+    if not any("data" in declared_parameters(name) for name in names):
+        return None
+    return str(check_cifar10(cifar10_root(data)))
+
+
 def run(names: list[str], quick: bool, out_dir: str | Path, log_output: bool = True, **options) -> None:
-    """Execute ``names`` in order into ``out_dir``; ``options`` go to the notebooks that declare them."""
+    """Execute ``names`` in order into ``out_dir``; ``options`` go to the notebooks that declare them.
+
+    ``log_output``: copy the cells' stdout and stderr (prints, progress bars) to this process's as
+    they come, unchanged.
+    """
     import papermill
 
     check_names(names)
@@ -66,13 +84,16 @@ def run(names: list[str], quick: bool, out_dir: str | Path, log_output: bool = T
             str(out_dir / f"{name}.ipynb"),
             parameters=parameters,
             cwd=str(NOTEBOOKS),
-            log_output=log_output,
+            # the streams as written (a progress bar redraws in place), not papermill's log records,
+            # whose INFO level (all of stdout) a logger without configured handlers drops
+            log_output=False,
             progress_bar=False,
-            stdout_file=None,
+            stdout_file=sys.stdout if log_output else None,
+            stderr_file=sys.stderr if log_output else None,
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m haste.repro.notebooks", description=__doc__.split("\n")[0]
     )
@@ -81,14 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="quick mode: notebooks/quick/<name>.yaml")
     parser.add_argument(
-        "--data", default=None, help="CIFAR-10 location (an ImageFolder tree or torchvision root)"
+        "--data",
+        default=None,
+        help="CIFAR-10: an ImageFolder tree or a torchvision root "
+        "(default: $HASTE_DATA, else the checkout's ../shared/data/cifar10-jpeg)",
     )
     parser.add_argument("--results-dir", default=str(ROOT / "results"), help="where the CSVs and figures go")
     parser.add_argument("--executed-dir", default=str(ROOT / "executed"), help="where executed notebooks go")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     names = args.names or ORDER
     check_names(names)
-    run(names, args.quick, args.executed_dir, results_dir=args.results_dir, data=args.data)
+    try:
+        data = cifar10_location(names, args.data)
+    except FileNotFoundError as error:
+        parser.exit(2, f"error: {error}\n")
+    run(names, args.quick, args.executed_dir, results_dir=args.results_dir, data=data)
     return 0
 
 
