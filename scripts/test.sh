@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 python -m ruff check .
 python -m ruff format --check .
+python -m mypy
 python -m pytest -q "$@"
