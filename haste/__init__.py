@@ -3,7 +3,7 @@
 import haste
 model = haste.convert(pretrained_cnn, num_hyperplanes=14)     # replaces nn.Conv2d layers
 result = haste.evaluate(model, haste.data.cifar10_batches())  # accuracy + FLOPs per image
-haste.set_hyperplanes(model, 12)                              # steer L at run time
+haste.set_num_hyperplanes(model, 12)                          # steer L at run time
 dense = haste.revert(model)
 """
 
@@ -17,6 +17,7 @@ from .convert import (
     set_execution,
     set_hyperplanes,
     set_merging,
+    set_num_hyperplanes,
     summary,
 )
 from .evaluate import EvalResult, evaluate
@@ -24,6 +25,7 @@ from .flops import FlopReport, dense_flops, flop_report
 from .functional import haste_conv2d
 from .hashing import draw_hyperplanes
 from .module import HasteConv2d, LayerStats
+from .settings import HasteSettings
 
 __version__ = "0.1.0"
 
@@ -31,11 +33,13 @@ __all__ = [
     "data",
     "models",
     "HasteConv2d",
+    "HasteSettings",
     "LayerStats",
     "convert",
     "revert",
     "summary",
     "haste_layers",
+    "set_num_hyperplanes",
     "set_hyperplanes",
     "set_merging",
     "set_execution",

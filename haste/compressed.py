@@ -8,7 +8,7 @@ multiply-adds, against the dense ``P_valid * C_in * k^2 * C_out``.
 Two backends give the same outputs as :func:`haste.functional.haste_conv2d`:
 
 * ``"numba"`` (CPU): two kernels. The first hashes every tile (the per-tile hashing of
-  :mod:`haste.fused`), sorts its channels by bucket and writes the im2col rows of its bucket means.
+  :mod:`haste.fused`), sorts its channels by bucket and writes the im2col columns of its bucket means.
   The second runs block of output channels by block: it keeps one cache-sized slab of the filters
   (:func:`filter_table`) while it goes through the tiles, and per bucket sums the members' filter
   slices (a lone channel's are used as they are) and multiplies them into the tile's outputs, so
@@ -17,6 +17,7 @@ Two backends give the same outputs as :func:`haste.functional.haste_conv2d`:
   largest ``m``; the merged filters are materialised by ``scatter_add``.
 
 ``"auto"`` takes numba for CPU tensors when numba is installed and no gradient is needed.
+Half types run the torch backend in float32 (the output has the input's dtype).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from . import fused
-from .functional import _checked_tiling, extract_windows, hash_windows, pad_to_tiles
+from .functional import _checked_tiling, empty_batch, extract_windows, hash_windows, pad_to_tiles
 from .fused import numba  # None where numba is not installed: the torch backend still works
 from .hashing import bucket_ids, bucket_means
 from .weight_cache import rearranged
@@ -53,6 +54,9 @@ def haste_conv2d_compressed(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if x.shape[0] == 0:
+        tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+        return empty_batch(x, weight, None if bias is None else bias.to(x.dtype), stride, padding, tiling)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     numba_fits = fused.available(x, needs_grad)
     if backend == "numba":
@@ -62,6 +66,14 @@ def haste_conv2d_compressed(
             raise ValueError("backend='numba' runs float32/float64 CPU tensors without gradients only")
     if backend == "numba" or (backend == "auto" and numba_fits):
         return _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
+    if x.dtype not in (torch.float32, torch.float64):  # merged filters summed in bfloat16 lose too much
+        bias = None if bias is None else bias.float()
+        out, num_buckets = _compressed_torch(
+            x.float(), weight.float(), bias, stride, padding, hyperplanes, patch_size, centre
+        )
+        return out.to(x.dtype), num_buckets
+    weight = weight.to(x.dtype)
+    bias = None if bias is None else bias.to(x.dtype)
     return _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
 
 
@@ -159,7 +171,7 @@ def _build_filter_table(weight: torch.Tensor) -> np.ndarray:
     return table.view(c_in, kh * kw, blocks, width).permute(2, 0, 1, 3).contiguous().numpy()
 
 
-# Images are hashed in chunks whose hashed tiles (channel order, im2col rows of the bucket means)
+# Images are hashed in chunks whose hashed tiles (channel order, im2col columns of the bucket means)
 # take about this many floats (64 MB).
 HASHED_CHUNK_FLOATS = 1 << 24
 # Floats of one block of the filter table [C, k^2, width] (1 MB of float32). Every tile's merge
@@ -176,9 +188,12 @@ def block_width(rows: int, c_out: int) -> int:
     return min(c_out, max(16, TABLE_BLOCK_FLOATS // rows // 16 * 16))
 
 
+# fastmath without the no-NaN / no-Inf assumptions: the non-finite checks of the hashing must stay
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
 if numba is not None:
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _hash_tiles(
         padded,
         planes,
@@ -200,7 +215,7 @@ if numba is not None:
     ):
         """Hash the tiles of images ``first_image, ...`` (``tiles`` per image). Tile ``r`` gets its
         channels grouped by bucket (bucket ``b`` holds ``members[r, starts[r, b]:starts[r, b + 1]]``),
-        the im2col rows of its bucket means ``columns[r, b, position * k^2 + q]`` and its bucket
+        the im2col columns of its bucket means ``columns[r, b, position * k^2 + q]`` and its bucket
         count ``num_buckets[r]``. Parallel over runs of tiles, each with its own scratch buffers."""
         channels = padded.shape[3]
         pixels, num_planes = planes.shape
@@ -255,7 +270,7 @@ if numba is not None:
     def _group_tile(
         window, ids, counts, buckets, patch, win_w, rows, cols, mean, fill, bounds, order, merged
     ):
-        """Sort one tile's channels by bucket (a counting sort) and write its buckets' im2col rows."""
+        """Sort one tile's channels by bucket (a counting sort) and write its buckets' im2col columns."""
         channels, pixels, k2 = window.shape[1], window.shape[0], rows.shape[1]
         for bucket in range(buckets + 1):
             bounds[bucket] = 0
@@ -281,7 +296,7 @@ if numba is not None:
                 for q in range(k2):
                     target[position * k2 + q] = mean[rows[i, q] * win_w + cols[jj, q]] * scale
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _merged_products(
         table,
         members,

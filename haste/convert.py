@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import fnmatch
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import pandas as pd
 from torch import nn
 
-from .module import EXECUTION_PATHS, HasteConv2d, unsupported_reason
+from .module import HasteConv2d, unsupported_reason
+from .settings import HasteSettings, check_execution, check_num_hyperplanes, check_seed
 
 _SKIP_REASONS = "_haste_skipped"  # attribute on the converted root module: {layer name: reason}
 
@@ -30,22 +32,25 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 def convert(
     model: nn.Module,
     num_hyperplanes: int = 14,
-    sparsity: float = 2 / 3,
-    patch_size: int = 3,
-    skip: int | Iterable[str] = 1,
-    include_pointwise: bool = False,
+    settings: HasteSettings | None = None,
+    *,
     seed: int = 0,
     inplace: bool = False,
-    **options,
+    **overrides,
 ) -> nn.Module:
     """A copy of ``model`` whose ``nn.Conv2d`` layers are ``HasteConv2d`` (weights shared with none).
 
+    ``settings``: a :class:`haste.HasteSettings` (default: the paper's). Any of its fields may also
+    be given as a keyword (``sparsity=0.5``, ``patch_size=2``, ``skip=["conv1"]``, ...), which
+    overrides the one in ``settings``; invalid values are refused before anything is converted.
     ``skip``: the number of leading convs to leave dense (default 1: the stem, as in the paper), or
     names / glob patterns of convs to leave dense. 1x1 convs stay dense unless ``include_pointwise``.
     Layer ``i`` (in module order) draws its hyperplanes from seed ``seed * 10_000 + i``.
-    ``options`` go to ``HasteConv2d`` (``projection``, ``centre``). ``haste.summary(model)`` lists
-    what was replaced and why the rest was not.
+    ``haste.summary(model)`` lists what was replaced and why the rest was not.
     """
+    settings = _settings(settings, overrides)
+    num_hyperplanes, seed = check_num_hyperplanes(num_hyperplanes), check_seed(seed)
+    skip = settings.skip
     if not inplace:
         model = copy.deepcopy(model)
     convs = [
@@ -56,26 +61,38 @@ def convert(
     if not convs:
         raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to convert")
     patterns = [] if isinstance(skip, int) else list(skip)
+    options = settings.layer_options()
     reasons: dict[str, str] = {}
     for index, (name, conv) in enumerate(convs):
         if isinstance(skip, int) and index < skip:
             reasons[name] = f"first {skip} conv(s) (skip)"
         elif any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
             reasons[name] = "named in skip"
-        elif conv.kernel_size == (1, 1) and not include_pointwise:
+        elif conv.kernel_size == (1, 1) and not settings.include_pointwise:
             reasons[name] = "1x1 (pointwise)"
         elif (reason := unsupported_reason(conv)) is not None:
             reasons[name] = reason
         if name in reasons:
             continue
-        layer = HasteConv2d.from_conv(
-            conv, num_hyperplanes, sparsity, patch_size, seed=seed * 10_000 + index, **options
-        )
+        layer = HasteConv2d.from_conv(conv, num_hyperplanes, seed=seed * 10_000 + index, **options)
         if name == "":
             return layer
         _set_submodule(model, name, layer)
     setattr(model, _SKIP_REASONS, reasons)
     return model
+
+
+def _settings(settings: HasteSettings | None, overrides: dict) -> HasteSettings:
+    if settings is None:
+        settings = HasteSettings()
+    if not isinstance(settings, HasteSettings):
+        raise TypeError(
+            f"settings must be a haste.HasteSettings, not {settings!r} (give sparsity=... as a keyword)"
+        )
+    unknown = set(overrides) - set(HasteSettings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"convert() got unknown settings {sorted(unknown)}")
+    return dataclasses.replace(settings, **overrides)
 
 
 def revert(model: nn.Module, inplace: bool = False) -> nn.Module:
@@ -126,11 +143,15 @@ def summary(model: nn.Module) -> pd.DataFrame:
     return SummaryTable(rows)
 
 
-def set_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
+def set_num_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
     """Set L on every HASTE layer of ``model`` (or on one layer); hyperplanes redrawn from seeds."""
+    num_hyperplanes = check_num_hyperplanes(num_hyperplanes)
     for _, layer in haste_layers(model):
         layer.num_hyperplanes = num_hyperplanes
     return model
+
+
+set_hyperplanes = set_num_hyperplanes  # the earlier name
 
 
 def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
@@ -141,9 +162,8 @@ def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
 
 
 def set_execution(model: nn.Module, execution: str) -> nn.Module:
-    """Choose the execution path of every HASTE layer: ``"eval"`` or ``"compressed"``."""
-    if execution not in EXECUTION_PATHS:
-        raise ValueError(f"execution must be one of {list(EXECUTION_PATHS)}, not {execution!r}")
+    """Choose the execution path of every HASTE layer: ``"gemm"`` or ``"compressed"``."""
+    execution = check_execution(execution)
     for _, layer in haste_layers(model):
         layer.execution = execution
     return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -36,12 +37,13 @@ def evaluate(
     """Run ``model`` (dense or converted) over ``(images [B, C, H, W], labels [B])`` batches.
 
     The HASTE layers' statistics are reset first; with ``record_patches`` each layer also keeps the
-    fraction of channels kept in every patch (``layer.stats.kept_fraction``).
+    fraction of channels kept in every patch (``layer.stats.kept_fraction``). An image whose logits
+    are not all finite counts as wrong (``argmax`` would pick a NaN), with one warning per call.
     """
     model.eval()
     reset_stats(model, record_patches=record_patches)
     device = next(model.parameters()).device
-    correct, count, input_shape = 0, 0, None
+    correct, count, nonfinite, input_shape = 0, 0, 0, None
     total = len(batches) if hasattr(batches, "__len__") else None
     for images, labels in tqdm(batches, total=total, desc=description, disable=not progress):
         if images.ndim != 4:
@@ -51,9 +53,17 @@ def evaluate(
         elif tuple(images.shape[1:]) != input_shape:
             raise ValueError(f"image shape changed from {input_shape} to {tuple(images.shape[1:])}")
         logits = model(images.to(device))
-        correct += (logits.argmax(1).cpu() == labels).sum().item()
+        finite = torch.isfinite(logits).all(1).cpu()
+        correct += ((logits.argmax(1).cpu() == labels) & finite).sum().item()
+        nonfinite += len(finite) - finite.sum().item()
         count += len(labels)
     if count == 0:
         raise ValueError("no images to evaluate")
+    if nonfinite:
+        warnings.warn(
+            f"{nonfinite} of {count} images gave non-finite logits (NaN or Inf); they count as wrong",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     report = flop_report(model, input_shape, dense_flops(model, input_shape))
     return EvalResult(100.0 * correct / count, count, report)

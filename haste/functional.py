@@ -1,12 +1,13 @@
 """HASTE convolution as a function of tensors: tiling, hashing, merging, convolving.
 
-Evaluation path: every channel of every patch window is replaced by the mean of its bucket, and the
-window is convolved with the original filter. Because convolution is linear in the input channels,
-``sum_c W_c * mean_{B(c)} X == sum_B (sum_{c in B} W_c) * mean_B X``: exactly the merged-depth
-convolution of the paper. It runs as one GEMM per layer (and chunk of images) over the im2col rows
-of the merged windows, with a row for every valid output pixel only. Those rows come from the
-fused numba kernel of :mod:`haste.fused` for CPU inference, and from the torch ops below otherwise
-(gradients, GPU, the random-grouping control).
+GEMM path (``execution="gemm"``): every channel of every patch window is replaced by the mean of its
+bucket, and the window is convolved with the original filter. Because convolution is linear in the
+input channels, ``sum_c W_c * mean_{B(c)} X == sum_B (sum_{c in B} W_c) * mean_B X``: exactly the
+merged-depth convolution of the paper. It runs as one GEMM per layer (and chunk of images) with the
+im2col columns of the merged windows (``[outputs, kh * kw * C]``, made for the valid output pixels
+only). The columns come from the fused numba kernel of :mod:`haste.fused` for CPU inference in
+float32 or float64, and from the torch ops below otherwise (gradients, GPU, half types, the
+random-grouping control). Hashing and merging run in float32 at least; the GEMM in the input's dtype.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import fused
-from .hashing import bucket_ids, codes_from_projections, merge_channels
+from .hashing import bucket_ids, codes_from_projections, isolate_channels, merge_channels
 from .weight_cache import rearranged
 
 
@@ -134,13 +136,22 @@ def hash_windows(windows: torch.Tensor, hyperplanes: torch.Tensor, centre: bool 
     """Codes of every channel of every window ``[N, tiles, pixels, C]``: ``[N, tiles, C]``.
 
     Centring is applied to the projections, ``(X - mean) R = X R - mean R``, which equals projecting
-    the centred windows without materialising them.
+    the centred windows without materialising them. Half types are hashed in float32. A channel with
+    a non-finite value gets a code of its own, and counts as 0 in the others' mean.
     """
+    windows = _at_least_float32(windows)
+    finite = torch.isfinite(windows)
     planes = hyperplanes.to(windows.dtype)
     projections = windows.transpose(-1, -2) @ planes  # [N, T, C, L]
     if centre:
-        projections = projections - (windows.mean(dim=-1) @ planes).unsqueeze(-2)
-    return codes_from_projections(projections)
+        mean = windows.where(finite, 0).mean(dim=-1)
+        projections = projections - (mean @ planes).unsqueeze(-2)
+    return isolate_channels(codes_from_projections(projections), finite.all(dim=-2))
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # bfloat16's 8-bit mantissa put projections near zero on the wrong side: codes off, outputs 0.2 off
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size) -> Tiling:
@@ -184,6 +195,7 @@ def haste_conv2d(
     ``random_ranks`` ``[tiles, C_in]`` (a control experiment, not HASTE): keep LSH's number of
     buckets ``m`` in every patch but group the channels at random instead, channel ``c`` going to
     group ``random_ranks[tile, c] % m`` (groups of equal size, independent of the data).
+    The weight and bias may have another dtype than ``x``: the output has ``x``'s.
     Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory) and the number of
     buckets of every tile ``[N, tiles_h * tiles_w]``.
     """
@@ -191,15 +203,21 @@ def haste_conv2d(
     c_out, c_in, kh, kw = weight.shape
     tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     (win_h, win_w), (tiles_h, tiles_w), (out_h, out_w) = tiling.window, tiling.tiles, tiling.out_size
+    bias = None if bias is None else bias.to(x.dtype)
+    if n == 0:
+        return empty_batch(x, weight, bias, stride, padding, tiling)
     image_bytes = tiles_h * tiles_w * win_h * win_w * channels * x.element_size()
     chunk = max(1, (CHUNK_BYTES if x.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES) // image_bytes)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    # rows ordered (kh, kw, c), as the im2col rows; a kept copy where no gradient flows through it
-    matrix = _gemm_matrix(weight) if needs_grad else rearranged(weight, "gemm_matrix", _gemm_matrix)
+    # ordered (kh, kw, c), as the im2col columns; a kept copy where no gradient flows through it
+    if needs_grad:
+        matrix = _gemm_matrix(weight, x.dtype)
+    else:
+        matrix = rearranged(weight, "gemm_matrix", functools.partial(_gemm_matrix, dtype=x.dtype), x.dtype)
     use_kernel = random_ranks is None and fused.available(x, needs_grad)
     out = None if needs_grad else x.new_empty(n * out_h * out_w, c_out)
     outs, buckets = [], []
-    if use_kernel:  # one buffer for every chunk's rows: fresh ones cost page faults (~15% of the kernel)
+    if use_kernel:  # one buffer for every chunk's columns: fresh ones cost page faults (~15% of the kernel)
         column_buffer = x.new_empty(min(chunk, n) * out_h * out_w, kh * kw * channels)
     for start in range(0, n, chunk):
         part = x[start : start + chunk]
@@ -213,19 +231,26 @@ def haste_conv2d(
         if out is None:  # with gradients (out= is not differentiable)
             outs.append(columns @ matrix if bias is None else torch.addmm(bias, columns, matrix))
             continue
-        rows = out[start * out_h * out_w : (start + len(part)) * out_h * out_w]  # no concatenation pass
+        outputs = out[start * out_h * out_w : (start + len(part)) * out_h * out_w]  # no concatenation
         if bias is None:
-            torch.mm(columns, matrix, out=rows)
+            torch.mm(columns, matrix, out=outputs)
         else:
-            torch.addmm(bias, columns, matrix, out=rows)
+            torch.addmm(bias, columns, matrix, out=outputs)
     if out is None:
         out = torch.cat(outs) if len(outs) > 1 else outs[0]
     return out.view(n, out_h, out_w, c_out).permute(0, 3, 1, 2), torch.cat(buckets)
 
 
-def _gemm_matrix(weight: torch.Tensor) -> torch.Tensor:
+def _gemm_matrix(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     c_out, c_in, kh, kw = weight.shape
-    return weight.permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
+    return weight.to(dtype).permute(2, 3, 1, 0).reshape(kh * kw * c_in, c_out)
+
+
+def empty_batch(x, weight, bias, stride, padding, tiling: Tiling) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``nn.Conv2d`` returns for a batch of no images, and no bucket counts."""
+    out = F.conv2d(x, weight.to(x.dtype), bias, stride, padding)
+    tiles = tiling.tiles[0] * tiling.tiles[1]
+    return out, torch.zeros(0, tiles, dtype=torch.int64, device=x.device)
 
 
 def _merged_columns(
@@ -235,18 +260,18 @@ def _merged_columns(
     centre: bool,
     random_ranks: torch.Tensor | None = None,
 ):
-    """im2col rows ``[N * H_out * W_out, kh * kw * C]`` of the merged windows, and bucket counts."""
+    """im2col columns ``[N * H_out * W_out, kh * kw * C]`` of the merged windows, and bucket counts."""
     n, channels = x.shape[:2]
-    windows = extract_windows(x, tiling)  # [N, T, pixels, C]
+    windows = _at_least_float32(extract_windows(x, tiling))  # [N, T, pixels, C]; half types merged in float32
     tiles, pixels = windows.shape[1:3]
     codes = hash_windows(windows, hyperplanes, centre)
     ids, num_buckets = bucket_ids(codes.view(n * tiles, channels))
     if random_ranks is not None:
         ids = (random_ranks.unsqueeze(0) % num_buckets.view(n, tiles, 1)).view(n * tiles, channels)
     merged = merge_channels(windows.view(n * tiles, pixels, channels), ids)
-    # only the valid output pixels of every tile get a row: edge tiles cost no wasted multiply-adds
+    # only the valid output pixels of every tile get columns: edge tiles cost no wasted multiply-adds
     _, column_index = _gather_indices(tiling)
     column_index = _batched(column_index.to(x.device), n, tiles * pixels)
-    columns = merged.view(-1, channels).index_select(0, column_index)
+    columns = merged.view(-1, channels).index_select(0, column_index).to(x.dtype)
     kh, kw = tiling.kernel_size
     return columns.view(-1, kh * kw * channels), num_buckets.view(n, tiles)

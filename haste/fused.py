@@ -1,17 +1,19 @@
-"""CPU fast path of the evaluation path: one numba kernel from the padded input to merged im2col rows.
+"""CPU fast path of the GEMM path: one numba kernel from the padded input to merged im2col columns.
 
 The torch version (:func:`haste.functional._merged_columns`) runs about ten whole-tensor passes
 (window gather, projections, comparisons, sort, scatters, gathers); they are memory-bound and took
 more time than the GEMM they feed. Here every tile is done in one go while its window sits in cache:
 copy the window, project its channels on the hyperplanes, pack the codes, number the distinct codes
 through a small hash table, average every bucket, and write the merged values straight into the
-tile's im2col rows. Parallel over blocks of tiles, with torch's thread count.
+tile's im2col columns. Parallel over blocks of tiles, with torch's thread count. Non-finite values
+are treated as in :mod:`haste.hashing` (their channels unmerged, 0 in the others' mean).
 The codes are the same as the torch version's up to float rounding of projections within ~1e-7 of
 zero (summation order differs); tests compare both with a per-patch loop.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,7 +57,7 @@ def merged_columns(
     (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
     num_buckets = torch.empty(n * tiles_h * tiles_w, dtype=torch.int64)
     threads = torch_threads()
-    _merged_rows(
+    _fill_columns(
         padded.numpy(),
         hyperplanes.to(padded.dtype).contiguous().numpy(),
         centre,
@@ -117,7 +119,11 @@ if numba is not None:
     ):
         """Hash one tile: copy its window from ``padded`` ``[N, H_p, W_p, C]`` into ``window``
         ``[pixels, C]``, fill ``ids`` (bucket of every channel, numbered by first appearance) and
-        ``counts`` (channels per bucket). Returns the number of buckets."""
+        ``counts`` (channels per bucket). Returns the number of buckets.
+
+        A channel with a NaN or an infinity in the window gets a bucket of its own, and the other
+        channels' codes are those they would have if that value were 0: found from the per-pixel
+        channel sums, so finite windows pay one check per pixel."""
         pixels, num_planes = planes.shape
         channels = window.shape[1]
         for a in range(win_h):
@@ -137,9 +143,23 @@ if numba is not None:
                     target, source = projections[plane], window[p]
                     for c in range(channels):
                         target[c] += weight * source[c]
-        if centre:
+        finite = True
+        for p in range(pixels):
+            pixel_sums[p] = window[p].sum()
+            finite = finite and math.isfinite(pixel_sums[p])
+        for c in range(channels):
+            ids[c] = 0  # -1: the channel holds a non-finite value
+        if not finite:
             for p in range(pixels):
-                pixel_sums[p] = window[p].sum()
+                total = 0.0
+                for c in range(channels):
+                    value = window[p, c]
+                    if math.isfinite(value):
+                        total += value
+                    else:
+                        ids[c] = -1
+                pixel_sums[p] = total
+        if centre:
             for plane in range(num_planes):
                 shift = 0.0
                 for p in range(pixels):
@@ -163,6 +183,10 @@ if numba is not None:
         mask = table.shape[0] - 1
         buckets = 0
         for c in range(channels):
+            if ids[c] < 0:  # non-finite: a bucket of its own
+                ids[c] = buckets
+                buckets += 1
+                continue
             mixed = (codes[c] ^ (codes[c] >> 17)) * 0x9E3779B1  # high bits mixed into the low ones
             slot = (mixed ^ (mixed >> 29)) & mask
             while table[slot] >= 0 and codes[table_owner[slot]] != codes[c]:
@@ -242,7 +266,7 @@ if numba is not None:
             for c in range(channels):
                 target[c] = sums[ids[c]] / counts[ids[c]]
         num_buckets[r] = buckets
-        # im2col rows of the tile's valid outputs, kernel offsets in (kh, kw) order, channels last
+        # im2col columns of the tile's valid outputs, kernel offsets in (kh, kw) order, channels last
         valid_rows = min(patch, out_h - tile_row * patch)
         valid_cols = min(patch, out_w - tile_col * patch)
         for i in range(valid_rows):
@@ -257,7 +281,7 @@ if numba is not None:
                             target[offset + c] = source[c]
 
     @numba.njit(parallel=True, cache=True)
-    def _merged_rows(
+    def _fill_columns(
         padded,
         planes,
         centre,

@@ -3,14 +3,18 @@
 A channel of a patch is a vector of the patch's pixels. After centring across channels, it is
 projected on ``L`` sparse ternary hyperplanes; bit ``l`` of its code is 1 where projection ``l`` is
 strictly positive. Channels with equal codes share a bucket.
+
+Non-finite values: a channel that holds a NaN or an infinity in a patch gets a bucket of its own
+there (see :func:`isolate_channels`), and the other channels are hashed as if those values were 0,
+so a non-finite input changes no output that ``nn.Conv2d`` leaves finite. Hashing always runs in
+float32 or float64, whatever the input's dtype.
 """
 
 from __future__ import annotations
 
 import torch
 
-PROJECTIONS = ("ternary", "gaussian")
-MAX_HYPERPLANES = 53  # codes are exact integers in float64
+from .settings import check_num_hyperplanes, check_projection, check_seed, check_sparsity
 
 
 def draw_hyperplanes(
@@ -27,13 +31,9 @@ def draw_hyperplanes(
     Hyperplanes are drawn one after another, so the first ``L`` columns are the same for every total
     ``L``: raising ``L`` only refines the buckets of a smaller ``L``.
     """
-    if not 1 <= num_hyperplanes <= MAX_HYPERPLANES:
-        raise ValueError(f"num_hyperplanes must be in [1, {MAX_HYPERPLANES}], not {num_hyperplanes}")
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), not {sparsity}")
-    if projection not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {PROJECTIONS}, not {projection!r}")
-    generator = torch.Generator().manual_seed(int(seed))
+    num_hyperplanes = check_num_hyperplanes(num_hyperplanes)
+    sparsity, projection = check_sparsity(sparsity), check_projection(projection)
+    generator = torch.Generator().manual_seed(check_seed(seed))
     columns = []
     for _ in range(num_hyperplanes):
         if projection == "gaussian":
@@ -58,6 +58,15 @@ def codes_from_projections(projections: torch.Tensor) -> torch.Tensor:
     dtype = torch.float32 if num_hyperplanes <= 24 else torch.float64
     powers = 2 ** torch.arange(num_hyperplanes, device=projections.device, dtype=dtype)
     return (projections > 0).to(dtype) @ powers
+
+
+def isolate_channels(codes: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+    """``codes`` ``[..., channels]`` where ``finite``, else a code no other channel has (``-1 - c``).
+
+    Codes are never negative, so a channel with a non-finite value is never merged with another.
+    """
+    channel = torch.arange(codes.shape[-1], device=codes.device, dtype=codes.dtype)
+    return torch.where(finite, codes, -1 - channel)
 
 
 def bucket_ids(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

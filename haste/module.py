@@ -15,22 +15,38 @@ from .compressed import haste_conv2d_compressed
 from .flops import LayerStats, tile_constants
 from .functional import Tiling, haste_conv2d
 from .hashing import draw_hyperplanes
+from .settings import (
+    EXECUTIONS,
+    check_centre,
+    check_execution,
+    check_grouping,
+    check_num_hyperplanes,
+    check_patch_size,
+    check_projection,
+    check_seed,
+    check_sparsity,
+)
 
-EXECUTION_PATHS = ("eval", "compressed")
+EXECUTION_PATHS = EXECUTIONS  # the old name
 
 
 class HasteConv2d(nn.Conv2d):
     """Hashing-based conv: per image and patch, channels with equal LSH codes are merged.
 
     Build it with :meth:`from_conv`; the weight and bias stay those of the original conv.
-    Attributes (all steerable at run time): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size``
-    (output tile side P), ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``,
-    ``grouping`` ("lsh"; "random" is a control: LSH's bucket count per patch, random groups),
-    ``execution`` ("eval": fastest for large batches, the merge applied as channel replacement before
-    one GEMM per layer; "compressed": per-tile convolutions at the merged depth, as in the paper;
-    both give the same outputs),
-    ``merge`` (False: exactly ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of
-    every patch in ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``.
+    Attributes (all steerable at run time, each checked when set, as :class:`haste.HasteSettings`
+    checks them): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size`` (output tile side P),
+    ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``, ``grouping`` ("lsh"; "random" is
+    a control: LSH's bucket count per patch, random groups), ``execution`` ("gemm": fastest for large
+    batches, the merge applied as channel replacement before one GEMM per layer; "compressed":
+    per-tile convolutions at the merged depth, as in the paper; both give the same outputs; "eval",
+    the old name of "gemm", still works), ``merge`` (False: exactly ``nn.Conv2d``),
+    ``record_patches`` (keep the kept-channel fraction of every patch in ``stats.kept_fraction``).
+    Buffer ``hyperplanes``: ``[window_pixels, L]``.
+
+    As a drop-in ``nn.Conv2d``: under ``torch.autocast`` the layer computes in the autocast dtype
+    (hashing and merging in float32, the GEMM in the autocast dtype), an empty batch gives the empty
+    output, and NaN or infinite inputs leave every output finite that ``nn.Conv2d`` leaves finite.
     """
 
     def __init__(
@@ -47,13 +63,12 @@ class HasteConv2d(nn.Conv2d):
     ):
         super().__init__(*args, **kwargs)
         _check_supported(self)
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, not {patch_size}")
-        self._num_hyperplanes, self._sparsity, self._patch_size = num_hyperplanes, sparsity, patch_size
-        self._seed, self._projection = seed, projection
+        self._num_hyperplanes = check_num_hyperplanes(num_hyperplanes)
+        self._sparsity, self._patch_size = check_sparsity(sparsity), check_patch_size(patch_size)
+        self._seed, self._projection = check_seed(seed), check_projection(projection)
         self.centre = centre
         self.grouping = grouping
-        self.execution = "eval"
+        self.execution = "gemm"
         self.merge = True
         self.record_patches = False
         self.reset_stats()
@@ -108,14 +123,14 @@ class HasteConv2d(nn.Conv2d):
     def configure(self, num_hyperplanes=None, sparsity=None, patch_size=None, seed=None, projection=None):
         """Change any of these settings and redraw the hyperplanes; invalid values change nothing."""
         settings = {
-            "_num_hyperplanes": self._num_hyperplanes if num_hyperplanes is None else int(num_hyperplanes),
-            "_sparsity": self._sparsity if sparsity is None else float(sparsity),
-            "_patch_size": self._patch_size if patch_size is None else int(patch_size),
-            "_seed": self._seed if seed is None else int(seed),
-            "_projection": self._projection if projection is None else projection,
+            "_num_hyperplanes": self._num_hyperplanes
+            if num_hyperplanes is None
+            else check_num_hyperplanes(num_hyperplanes),
+            "_sparsity": self._sparsity if sparsity is None else check_sparsity(sparsity),
+            "_patch_size": self._patch_size if patch_size is None else check_patch_size(patch_size),
+            "_seed": self._seed if seed is None else check_seed(seed),
+            "_projection": self._projection if projection is None else check_projection(projection),
         }
-        if settings["_patch_size"] < 1:
-            raise ValueError(f"patch_size must be >= 1, not {patch_size}")
         windows = [(settings["_patch_size"] - 1) * s + k for s, k in zip(self.stride, self.kernel_size)]
         hyperplanes = draw_hyperplanes(
             windows[0] * windows[1],
@@ -137,6 +152,21 @@ class HasteConv2d(nn.Conv2d):
     seed = property(lambda self: self._seed, lambda self, value: self.configure(seed=value))
     projection = property(lambda self: self._projection, lambda self, value: self.configure(projection=value))
 
+    # --- settings that need no redraw, checked when set ------------------------------------------
+    def _set_checked(self, name: str, check, value) -> None:
+        object.__setattr__(self, name, check(value))
+
+    centre = property(
+        lambda self: self._centre, lambda self, value: self._set_checked("_centre", check_centre, value)
+    )
+    grouping = property(
+        lambda self: self._grouping, lambda self, value: self._set_checked("_grouping", check_grouping, value)
+    )
+    execution = property(
+        lambda self: self._execution,
+        lambda self, value: self._set_checked("_execution", check_execution, value),
+    )
+
     @property
     def window(self) -> tuple[int, int]:
         return tuple((self._patch_size - 1) * s + k for s, k in zip(self.stride, self.kernel_size))
@@ -156,7 +186,7 @@ class HasteConv2d(nn.Conv2d):
                     f"{prefix}hyperplanes: {tuple(saved.shape)} does not fit windows of "
                     f"{self.hyperplanes.shape[0]} pixels (another patch size?)"
                 )
-            self._num_hyperplanes = saved.shape[1]
+            self._num_hyperplanes = check_num_hyperplanes(saved.shape[1])
             self.hyperplanes = torch.empty_like(saved, device=self.hyperplanes.device)
             self._cost_cache.clear()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -167,7 +197,14 @@ class HasteConv2d(nn.Conv2d):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
         if x.ndim != 4:
             raise ValueError(f"HasteConv2d expects [N, C, H, W] input, got shape {tuple(x.shape)}")
-        if self.execution == "eval":
+        if _autocast_applies(x):  # as nn.Conv2d under autocast: compute in the autocast dtype
+            device = x.device.type
+            with torch.autocast(device, enabled=False):
+                return self._haste_forward(x.to(torch.get_autocast_dtype(device)))
+        return self._haste_forward(x)
+
+    def _haste_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.execution == "gemm":
             out, num_buckets = haste_conv2d(
                 x,
                 self.weight,
@@ -179,7 +216,7 @@ class HasteConv2d(nn.Conv2d):
                 self.centre,
                 self._random_ranks(x),
             )
-        elif self.execution == "compressed":
+        else:
             if self.grouping != "lsh":
                 raise ValueError("the compressed path runs LSH grouping only")
             out, num_buckets = haste_conv2d_compressed(
@@ -192,8 +229,6 @@ class HasteConv2d(nn.Conv2d):
                 self._patch_size,
                 self.centre,
             )
-        else:
-            raise ValueError(f"execution must be one of {list(EXECUTION_PATHS)}, not {self.execution!r}")
         self._record(x.shape, num_buckets)
         return out
 
@@ -201,8 +236,6 @@ class HasteConv2d(nn.Conv2d):
         """For ``grouping="random"``: a fixed random rank of every channel in every tile."""
         if self.grouping == "lsh":
             return None
-        if self.grouping != "random":
-            raise ValueError(f"grouping must be 'lsh' or 'random', not {self.grouping!r}")
         tiling = Tiling(tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding, self._patch_size)
         tiles = tiling.tiles[0] * tiling.tiles[1]
         generator = torch.Generator().manual_seed(self._seed + 1_000_003)
@@ -271,6 +304,16 @@ class HasteConv2d(nn.Conv2d):
         area = self.kernel_size[0] * self.kernel_size[1]
         self._stats = LayerStats(self.in_channels, self.out_channels, area)
         self._pending_sums: torch.Tensor | None = None  # [sum of buckets, sum of buckets x outputs]
+
+
+def _autocast_applies(x: torch.Tensor) -> bool:
+    """Whether autocast would run a conv of ``x`` in its own dtype (it leaves float64 alone)."""
+    device = x.device.type
+    return (
+        x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+        and torch.amp.is_autocast_available(device)
+        and torch.is_autocast_enabled(device)
+    )
 
 
 def _numeric_padding(conv: nn.Conv2d) -> tuple[int, int]:

@@ -1,9 +1,19 @@
-"""Rearranged copies of a layer's weight, kept until the weight changes or dies.
+"""Rearranged copies of a layer's weight, kept while the weight's values stay the same.
 
 Both execution paths multiply by the weight in another layout than ``nn.Conv2d`` stores it (the
-GEMM matrix of the eval path, the filter table of the compressed path's kernel). Rebuilt on every
-call, the GEMM matrix made the eval path take 4.46x the dense time on a CIFAR-10 ResNet34 at batch 1
+GEMM matrix of the GEMM path, the filter table of the compressed path's kernel). Rebuilt on every
+call, the GEMM matrix made the GEMM path take 4.46x the dense time on a CIFAR-10 ResNet34 at batch 1
 on a 2-core CPU; kept, 1.45x (``results/speed/models.csv`` and its predecessor at 5c1f961).
+
+A kept copy is used only while the weight is bit for bit the one it was built from. Version
+counters cannot tell: ``weight.data.mul_(...)`` and ``weight.data.copy_(...)`` (EMA updates, pruning,
+quantisation) change the values without bumping ``weight._version``, and ``weight.data`` hands out a
+fresh counter on every access. So every use compares the weight with a snapshot taken when the copy
+was built: one contiguous pass over two copies of the weight, a small part of a rebuild, which
+reads the weight in a transposed order and writes a new array (measured in ``benchmarks/``).
+The price is memory: the snapshot keeps a second copy of every weight that is used this way.
+Only CPU tensors are kept: on an accelerator the comparison would wait for the device (a host
+sync per layer), where rebuilding the copy is one fast kernel.
 """
 
 from __future__ import annotations
@@ -14,25 +24,38 @@ from typing import Any
 
 import torch
 
-# (id(weight), name) -> (weak reference, version, copy); tensors cannot key a WeakKeyDictionary
+# (id(weight), name) -> (weak reference, layout key, snapshot of the weight, copy); tensors cannot
+# key a WeakKeyDictionary
 _COPIES: dict = {}
+_SAME_SIZE_INTEGERS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def rearranged(weight: torch.Tensor, name: str, build: Callable[[torch.Tensor], Any], *settings) -> Any:
-    """``build(weight)``, reused while ``weight`` and ``settings`` are unchanged.
+    """``build(weight)``, reused while the values of ``weight`` and ``settings`` are unchanged.
 
-    A change is seen through the tensor's version counter (in-place updates, ``load_state_dict``),
-    its storage, dtype, shape and device. Inference tensors have no version counter: never kept.
+    Any change is seen: in-place updates through ``weight.data`` or under ``no_grad``,
+    ``load_state_dict``, ``copy_``, a new parameter in the layer, another dtype, shape or device.
+    Inference tensors and tensors off the CPU are never kept.
     """
     # built from a detached tensor: a copy that is a view (a 1x1 conv's GEMM matrix) then holds the
     # storage, not the parameter, so the weak reference below still sees the parameter die
-    if weight.is_inference():
-        return build(weight.detach())
-    version = (weight._version, weight.data_ptr(), weight.dtype, weight.shape, weight.device, settings)
+    values = weight.detach()
+    if weight.is_inference() or weight.device.type != "cpu":
+        return build(values)
+    layout = (weight.dtype, weight.shape, settings)
     slot = (id(weight), name)
     kept = _COPIES.get(slot)
-    if kept is not None and kept[0]() is weight and kept[1] == version:
-        return kept[2]
-    copy = build(weight.detach())
-    _COPIES[slot] = (weakref.ref(weight, lambda _: _COPIES.pop(slot, None)), version, copy)
+    if kept is not None and kept[0]() is weight and kept[1] == layout and _same_bits(kept[2], values):
+        return kept[3]
+    copy = build(values)
+    snapshot = values.clone(memory_format=torch.contiguous_format)
+    _COPIES[slot] = (weakref.ref(weight, lambda _: _COPIES.pop(slot, None)), layout, snapshot, copy)
     return copy
+
+
+def _same_bits(snapshot: torch.Tensor, values: torch.Tensor) -> bool:
+    """Bitwise equality (``torch.equal`` on floats would take -0.0 for 0.0 and never match a NaN)."""
+    integers = _SAME_SIZE_INTEGERS.get(values.element_size())
+    if integers is None or values.is_complex():
+        return torch.equal(snapshot, values)
+    return torch.equal(snapshot.view(integers), values.view(integers))

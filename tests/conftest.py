@@ -1,4 +1,7 @@
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,38 @@ def _real_cifar10() -> Path:
 
 SHARED_CIFAR = _real_cifar10()
 
+# Every test runs against a private home and cache, from before the first test module is imported
+# to the end of the session, session- and module-scoped fixtures included: nothing is read from or
+# written to the user's ~/.cache/haste (decoded data, result entries, downloads).
+PRIVATE_VARIABLES = ("HOME", "HASTE_CACHE", "XDG_CACHE_HOME", "TORCH_HOME")
+_saved_environment: dict[str, str | None] = {}
+PRIVATE: Path | None = None  # the session's private folder
+
+
+def pytest_configure(config):
+    global PRIVATE
+    PRIVATE = Path(tempfile.mkdtemp(prefix="haste-tests-"))
+    folders = {
+        "HOME": PRIVATE / "home",
+        "HASTE_CACHE": PRIVATE / "cache",
+        "XDG_CACHE_HOME": PRIVATE / "home" / ".cache",
+        "TORCH_HOME": PRIVATE / "torch",
+    }
+    for variable, folder in folders.items():
+        _saved_environment[variable] = os.environ.get(variable)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[variable] = str(folder)
+
+
+def pytest_unconfigure(config):
+    for variable, value in _saved_environment.items():
+        if value is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = value
+    if PRIVATE is not None:
+        shutil.rmtree(PRIVATE, ignore_errors=True)
+
 
 @pytest.fixture(autouse=True)
 def _seeded():
@@ -34,5 +69,6 @@ def cifar_root():
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
-    # Tests never write into the user's cache; integration tests reuse a per-session one.
+    # A fresh cache per test on top of the session's private one, so tests cannot see each other's
+    # entries; fixtures of wider scope use the session's.
     monkeypatch.setenv("HASTE_CACHE", str(tmp_path / "cache"))

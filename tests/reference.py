@@ -3,6 +3,9 @@
 It builds each patch's buckets from the layer's ``hyperplanes`` with its own code, averages the
 inputs and sums the filter slices of every bucket, and runs the reduced-depth convolution: the
 paper's operation written as directly as possible, sharing no code with the package.
+
+Non-finite inputs, by the package's rule: a channel with a NaN or an infinity in a patch's window
+forms a group of its own, and the others are hashed as if those values were 0.
 """
 
 import math
@@ -29,10 +32,15 @@ def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_si
                 rows, cols = min(patch_size, out_h - top), min(patch_size, out_w - left)
                 read_h, read_w = (rows - 1) * sh + kh, (cols - 1) * sw + kw
                 window = padded[image, :, top * sh : top * sh + read_h, left * sw : left * sw + read_w]
-                hashed = window - window.mean(0, keepdim=True) if centre else window
+                finite = torch.isfinite(window)
+                zeroed = torch.where(finite, window, torch.zeros_like(window))
+                hashed = zeroed - zeroed.mean(0, keepdim=True) if centre else zeroed
                 projection = hashed.reshape(c_in, -1) @ planes[:read_h, :read_w].reshape(-1, planes.shape[-1])
                 groups = {}
                 for channel in range(c_in):
+                    if not finite[channel].all():
+                        groups[("alone", channel)] = [channel]
+                        continue
                     code = sum(1 << bit for bit in range(projection.shape[1]) if projection[channel, bit] > 0)
                     groups.setdefault(code, []).append(channel)
                 merged_input = torch.stack([window[members].mean(0) for members in groups.values()])

@@ -221,3 +221,34 @@ def test_reference_checkpoint_hashes(tmp_path):
     )
     assert models.reference_checkpoint("cifar10/vgg13_bn", tmp_path) is None  # not in that manifest
     assert models.reference_checkpoint("imagenet/resnet18")[1] == "f37072fd"  # resnet18-f37072fd.pth
+
+
+@pytest.mark.parametrize(
+    "recorded", [lambda real: "", lambda real: real[:1], lambda real: real[:8], lambda real: "z" * 64]
+)
+def test_a_manifest_with_an_empty_or_short_hash_is_refused(tmp_path, recorded):
+    # each a prefix of the file's hash (or not hex): a startswith check let them all pass
+    _, path = write_stand_in(tmp_path)
+    hash_text = recorded(models.sha256_file(path))
+    (tmp_path / "manifest.csv").write_text(
+        f"model,file,sha256\ncifar10/resnet18,cifar10/resnet18.safetensors,{hash_text}\n"
+    )
+    with pytest.raises(ChecksumError, match="not a full SHA-256"):
+        models.load("cifar10/resnet18", weights_dir=tmp_path)
+
+
+def test_verify_takes_full_hashes_and_torchvision_length_prefixes_only(tmp_path):
+    from haste.models.weights import verify
+
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"weights")
+    actual = models.sha256_file(path)
+    assert verify(path, actual) == actual and verify(path, actual.upper()) == actual
+    assert verify(path, actual[:8]) == actual  # torchvision's file names carry 8 hex digits
+    for too_short in ("", actual[:1], actual[:7]):
+        with pytest.raises(ChecksumError, match="at least 8 hex digits"):
+            verify(path, too_short)
+    with pytest.raises(ChecksumError, match="does not match"):
+        verify(path, "0" * 64)
+    with pytest.raises(ChecksumError, match="at least 8 hex digits"):
+        verify(path, actual + "00")

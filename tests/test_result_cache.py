@@ -1,5 +1,7 @@
 """The measurement cache: reruns reuse, anything that changes a result recomputes."""
 
+import inspect
+
 import pandas as pd
 import torch
 from test_data import make_tree
@@ -115,3 +117,63 @@ def test_sweep_reuses_the_committed_rows_that_match_and_evaluates_the_rest(tmp_p
     assert experiments.reusable_rows(committed, "cifar10/resnet18", "ef" * 32, 10) == {}
     assert experiments.reusable_rows(committed, "cifar10/resnet18", sha, 9) == {}
     assert experiments.reusable_rows(committed, "cifar10/resnet18", "", 10) == {}
+
+
+def test_the_thread_count_is_part_of_the_key():
+    # rounding in the GEMMs depends on the thread count, and flips hash bits near zero
+    compute, calls = counting()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        cached_measurement(KEY, compute)
+        cached_measurement(KEY, compute)
+        torch.set_num_threads(2)
+        cached_measurement(KEY, compute)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calls) == 2
+
+
+def test_rows_record_their_code_and_are_reused_only_from_the_same_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare an evaluation
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    weights = tmp_path / "w.pt"
+    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    csv = tmp_path / "sweep.csv"
+    names, grid = ["cifar10/resnet18"], lambda name: [4]
+    monkeypatch.setattr(experiments, "available_weights", lambda name, allow_random: str(weights))
+    rows, _ = experiments.sweep_models(names, grid, [0], root, csv)
+    assert (rows["code_fingerprint"] == result_cache.code_fingerprint()).all()
+    assert list(rows.columns) == experiments.RESULT_COLUMNS
+    real_evaluate, calls = experiments.evaluate, []
+
+    def counting_evaluate(*args, **kwargs):
+        calls.append(kwargs["description"])
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "evaluate", counting_evaluate)
+    again, _ = experiments.sweep_models(names, grid, [0], root, csv)  # same code: the HASTE row is reused
+    assert calls == ["cifar10/resnet18 dense"] and again.equals(rows)
+    calls.clear()
+    monkeypatch.setattr(experiments, "code_fingerprint", lambda: "edited code")
+    edited, _ = experiments.sweep_models(names, grid, [0], root, csv)  # other code: every row recomputed
+    assert calls == ["cifar10/resnet18 dense", "cifar10/resnet18 L=4 seed=0"]
+    assert (edited["code_fingerprint"] == "edited code").all()
+    stored = experiments.read_rows(csv)
+    sha = stored["weights_sha256"][0]
+    assert (4, 0) in experiments.reusable_rows(stored, "cifar10/resnet18", sha, 10, fingerprint="edited code")
+    assert experiments.reusable_rows(stored, "cifar10/resnet18", sha, 10, fingerprint="other code") == {}
+    older = stored.drop(columns="code_fingerprint")  # rows written before fingerprints: never reused
+    assert experiments.reusable_rows(older, "cifar10/resnet18", sha, 10, fingerprint="edited code") == {}
+    assert "reuse_existing" not in inspect.signature(experiments.sweep_models).parameters
+
+
+def test_every_runner_records_the_code_fingerprint(tmp_path):
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    weights = tmp_path / "w.pt"
+    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    fingerprint = result_cache.code_fingerprint()
+    pruned = experiments.l1_pruning_control("cifar10/resnet18", [8], [0], root, str(weights), progress=False)
+    patches = experiments.patch_compression("cifar10/resnet18", 8, root, weights=str(weights), progress=False)
+    for rows in (pruned, patches):
+        assert (rows["code_fingerprint"] == fingerprint).all()

@@ -2,8 +2,10 @@
 
 Every file is checked against a recorded SHA-256 (or, for torchvision's published weights, the hash
 prefix torchvision puts in the file name) before it is loaded: a mismatch is an error, never a silent
-load. A file passed explicitly by the user has no recorded hash; its SHA-256 is computed and carried
-into every result instead.
+load. Our manifests must record full SHA-256 hashes (64 hex digits); the only prefixes accepted are
+torchvision's, at least as long as the ones in its file names (8 hex digits). A file passed
+explicitly by the user has no recorded hash; its SHA-256 is computed and carried into every result
+instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +67,30 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+SHA256_HEX_DIGITS = 64
+# torchvision names its files <arch>-<first 8 (a few: 10) hex digits of the SHA-256>.pth
+MIN_PREFIX_HEX_DIGITS = 8
+
+
+def _hex(text) -> bool:
+    return isinstance(text, str) and re.fullmatch(r"[0-9a-fA-F]*", text) is not None
+
+
+def is_full_sha256(text) -> bool:
+    return _hex(text) and len(text) == SHA256_HEX_DIGITS
+
+
 def verify(path: str | os.PathLike, expected_sha256: str) -> str:
-    """Return the file's SHA-256 if it starts with ``expected_sha256`` (a full hash or a prefix)."""
+    """Return the file's SHA-256 if it starts with ``expected_sha256``.
+
+    ``expected_sha256``: a full SHA-256, or a prefix of at least 8 hex digits (torchvision's file
+    names); anything shorter or not hexadecimal is refused before the file is read.
+    """
+    if not _hex(expected_sha256) or not MIN_PREFIX_HEX_DIGITS <= len(expected_sha256) <= SHA256_HEX_DIGITS:
+        raise ChecksumError(
+            f"{path}: recorded hash {expected_sha256!r} is not a SHA-256 (64 hex digits) or a prefix of "
+            f"at least {MIN_PREFIX_HEX_DIGITS} hex digits; the file cannot be checked"
+        )
     actual = sha256_file(path)
     if not actual.startswith(expected_sha256.lower()):
         raise ChecksumError(
@@ -97,9 +122,20 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
-    """The shipped checkpoints' manifest, keyed by model name (empty if there is none yet)."""
+    """The shipped checkpoints' manifest, keyed by model name (empty if there is none yet).
+
+    Every row must record the full SHA-256 of its file: a manifest with an empty or short hash is
+    refused, since a prefix would let a corrupt checkpoint pass for the shipped one.
+    """
     path = manifest_path() if path is None else Path(path)
     if not path.is_file():
         return {}
     with open(path, newline="") as handle:
-        return {row["model"]: row for row in csv.DictReader(handle)}
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    for name, row in rows.items():
+        if not is_full_sha256(row.get("sha256")):
+            raise ChecksumError(
+                f"{path}: the entry of {name} records sha256 {row.get('sha256')!r}, not a full SHA-256 "
+                f"({SHA256_HEX_DIGITS} hex digits)"
+            )
+    return rows

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from .. import settings as haste_settings
+
 DESCRIPTION = "HASTE: data-free compression of CNNs by hashing channels; the reproduction's commands."
 DATA_RULE = "default: $HASTE_DATA, else the checkout's ../shared/data/cifar10-jpeg"
 # result columns that count things; a dense row's NaN in them must not turn them into floats
@@ -47,26 +49,6 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _sparsity(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
 
 
@@ -113,22 +95,56 @@ def _add_eval(commands) -> None:
     evaluate.add_argument(
         "--download", action="store_true", help="download CIFAR-10 into --data with torchvision"
     )
+    # the settings of haste.HasteSettings, checked by its functions (the same messages as the library's)
     evaluate.add_argument(
         "--hyperplanes",
-        type=_positive_int,
+        type=_checked(haste_settings.check_num_hyperplanes),
         nargs="+",
         default=[14],
         metavar="L",
         help="number of hyperplanes L; several values are swept in one run",
     )
     evaluate.add_argument(
-        "--sparsity", type=_sparsity, default=2 / 3, metavar="S", help="share s of zero hyperplane entries"
+        "--sparsity",
+        type=_checked(haste_settings.check_sparsity),
+        default=2 / 3,
+        metavar="S",
+        help="share s of zero hyperplane entries",
     )
     evaluate.add_argument(
-        "--patch-size", type=_positive_int, default=3, metavar="P", help="output tile side P"
+        "--patch-size",
+        type=_checked(haste_settings.check_patch_size),
+        default=3,
+        metavar="P",
+        help="output tile side P",
     )
-    evaluate.add_argument("--seed", type=int, default=0, help="hyperplane seed")
-    evaluate.add_argument("--skip", type=_non_negative_int, default=1, help="leading convs left dense")
+    evaluate.add_argument(
+        "--projection",
+        type=_checked(haste_settings.check_projection, str),
+        default="ternary",
+        help=" or ".join(haste_settings.PROJECTIONS) + " (dense Gaussian, an ablation)",
+    )
+    evaluate.add_argument(
+        "--centre",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="subtract the per-pixel channel mean before hashing",
+    )
+    evaluate.add_argument(
+        "--grouping",
+        type=_checked(haste_settings.check_grouping, str),
+        default="lsh",
+        help="lsh, or random (a control: LSH's bucket count per patch, random groups)",
+    )
+    evaluate.add_argument(
+        "--seed", type=_checked(haste_settings.check_seed), default=0, help="hyperplane seed"
+    )
+    evaluate.add_argument(
+        "--skip",
+        type=_checked(haste_settings.check_skip),
+        default=1,
+        help="leading convs left dense, or the name (glob pattern) of a conv to leave dense",
+    )
     evaluate.add_argument("--include-pointwise", action="store_true", help="also compress 1x1 convs")
     evaluate.add_argument(
         "--baseline", action="store_true", help="also print and write the dense model's row"
@@ -151,20 +167,14 @@ def _add_eval(commands) -> None:
 def _check_eval(args) -> None:
     """Everything about the arguments that can be wrong, before a model loads or an image is read."""
     from ..data import check_cifar10, cifar10_root
-    from ..hashing import MAX_HYPERPLANES
     from ..models import build, spec
 
     model_spec = spec(args.model)  # unknown names: ValueError listing the known ones
-    too_many = [n for n in args.hyperplanes if n > MAX_HYPERPLANES]
-    if too_many:
-        raise ValueError(
-            f"--hyperplanes: at most {MAX_HYPERPLANES} (codes are exact in float64), not {too_many[0]}"
-        )
     import torch
 
     with torch.device("meta"):  # the architecture only: no weights, no memory
         convs = sum(isinstance(m, torch.nn.Conv2d) for m in build(args.model).modules())
-    if args.skip >= convs:
+    if isinstance(args.skip, int) and args.skip >= convs:
         raise ValueError(f"--skip {args.skip}: {args.model} has {convs} convs, so --skip must be below that")
     if args.weights not in ("default", "random") and not Path(args.weights).is_file():
         raise FileNotFoundError(f"--weights: weight file not found: {args.weights}")
@@ -218,12 +228,7 @@ def _eval(args) -> int:
     note = _weights_note(args)
     if note:
         print(note)
-    settings = HasteSettings(
-        sparsity=args.sparsity,
-        patch_size=args.patch_size,
-        skip=args.skip,
-        include_pointwise=args.include_pointwise,
-    )
+    settings = HasteSettings(**{name: getattr(args, name) for name in HasteSettings.__dataclass_fields__})
     results = sweep(
         args.model,
         args.hyperplanes,
@@ -369,6 +374,48 @@ def _slim(args) -> int:
 # --- the parser ---------------------------------------------------------------------------------
 
 COMMANDS = [_add_eval, _add_train, _add_export, _add_slim]
+
+
+def _number(text: str):
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _checked(check, parse=_number):
+    """An argparse type that refuses a value with the message ``haste.HasteSettings`` gives."""
+
+    def parse_and_check(text: str):
+        try:
+            return check(parse(text))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse_and_check
+
+
+def _number(text: str):
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _checked(check, parse=_number):
+    """An argparse type that refuses a value with the message ``haste.HasteSettings`` gives."""
+
+    def parse_and_check(text: str):
+        try:
+            return check(parse(text))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse_and_check
 
 
 def build_parser() -> argparse.ArgumentParser:

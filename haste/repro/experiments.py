@@ -1,14 +1,16 @@
 """Experiment runners behind the reproduction notebooks: sweeps, operating points, per-patch stats.
 
 Every result row carries what produced it: model, weights and their SHA-256, every HASTE setting,
-the hyperplane seed, the number of images, and the package version and commit.
+the hyperplane seed, the number of images, the package version and commit, and the fingerprint of
+the code that computed it (:func:`haste.repro.result_cache.code_fingerprint`). Rows of earlier
+results are reused only when they come from the same code.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,11 @@ from .. import __version__, models
 from ..convert import convert, haste_layers, set_hyperplanes
 from ..data import cifar10_batches, imagenet_val_loader
 from ..evaluate import evaluate
+from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
 from .provenance import git_commit
-from .result_cache import cached_measurement
+from .result_cache import cached_measurement, code_fingerprint
+
+DEFAULT_SETTINGS = HasteSettings()  # the paper's (frozen, so a safe default argument)
 
 RESULT_COLUMNS = [
     "model",
@@ -51,22 +56,10 @@ RESULT_COLUMNS = [
     "flops_reduction_convlinear_no_overhead",
     "haste_version",
     "commit",
+    "code_fingerprint",
 ]
 # every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
 REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
-
-
-@dataclass(frozen=True)
-class HasteSettings:
-    """The HASTE settings of one experiment (everything but L and the seed)."""
-
-    sparsity: float = 2 / 3
-    patch_size: int = 3
-    projection: str = "ternary"
-    centre: bool = True
-    grouping: str = "lsh"  # "random": control, LSH's bucket counts with random groups
-    skip: int = 1
-    include_pointwise: bool = False
 
 
 def _provenance(model_name: str, info) -> dict:
@@ -76,22 +69,12 @@ def _provenance(model_name: str, info) -> dict:
         "weights_sha256": info.sha256,
         "haste_version": __version__,
         "commit": git_commit(),
+        "code_fingerprint": code_fingerprint(),
     }
 
 
 def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
-    return convert(
-        model,
-        num_hyperplanes,
-        settings.sparsity,
-        settings.patch_size,
-        skip=settings.skip,
-        include_pointwise=settings.include_pointwise,
-        seed=seed,
-        projection=settings.projection,
-        centre=settings.centre,
-        grouping=settings.grouping,
-    )
+    return convert(model, num_hyperplanes, settings, seed=seed)
 
 
 def evaluation_batches(
@@ -111,7 +94,7 @@ def sweep(
     weights: str | None = "default",
     limit: int | None = None,
     batch_size: int = 256,
-    settings: HasteSettings = HasteSettings(),
+    settings: HasteSettings = DEFAULT_SETTINGS,
     baseline: bool = True,
     progress: bool = True,
     weights_dir: str | os.PathLike | None = None,
@@ -121,8 +104,8 @@ def sweep(
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
 
     The dense model is always evaluated (for ``accuracy_drop``); ``baseline`` adds its row.
-    ``reuse``: earlier results (e.g. the committed CSV); every row found there (see
-    :func:`reusable_rows`) is taken as it is, and only the others are evaluated.
+    ``reuse``: earlier results (e.g. the committed CSV); every row found there that the same code
+    computed (see :func:`reusable_rows`) is taken as it is, and only the others are evaluated.
     """
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
@@ -187,24 +170,29 @@ def reusable_rows(
     model_name: str,
     weights_sha256: str,
     images: int,
-    settings: HasteSettings = HasteSettings(),
+    settings: HasteSettings = DEFAULT_SETTINGS,
     dense_accuracy: float | None = None,
+    fingerprint: str | None = None,
 ) -> dict:
     """The rows of ``results`` a :func:`sweep` may take instead of evaluating: ``{"dense": row,
     (L, seed): row, ...}`` (rows as dicts), or ``{}`` when none may be.
 
-    A row counts when model, checkpoint SHA-256, image count and every HASTE setting match. The
+    A row counts when it was computed by the same code (its ``code_fingerprint`` equals
+    ``fingerprint``, by default :func:`~haste.repro.result_cache.code_fingerprint`: rows without one
+    never count) and model, checkpoint SHA-256, image count and every HASTE setting match. So after
+    any change to the library's code, or to the torch or numba version, every row is recomputed. The
     stored dense row must be there, since the stored drops were computed from it, and
     ``dense_accuracy``, the dense model just measured on this call's data, must equal its accuracy:
     the rows do not name their data, and another copy of the test split (the lossless original
     against the JPEG mirror) has the same image count. Weights without a hash (random init) never
-    count. Each row keeps the commit that computed it; after a change to the numeric code,
-    recompute instead of reusing.
+    count.
     """
-    if not weights_sha256 or results.empty:
+    fingerprint = code_fingerprint() if fingerprint is None else fingerprint
+    if not weights_sha256 or results.empty or "code_fingerprint" not in results:
         return {}
     rows = results[
-        (results["model"] == model_name)
+        (results["code_fingerprint"] == fingerprint)
+        & (results["model"] == model_name)
         & (results["weights_sha256"] == weights_sha256)
         & (results["images"] == images)
     ]
@@ -217,7 +205,12 @@ def reusable_rows(
     haste_rows = rows[rows["num_hyperplanes"].notna()]
     for name, value in asdict(settings).items():
         column = haste_rows[name]
-        matches = np.isclose(column.astype(float), value) if isinstance(value, float) else column == value
+        if isinstance(value, float):
+            matches = np.isclose(column.astype(float), value)
+        elif isinstance(value, tuple):  # layer names: written to the CSV as the tuple's text
+            matches = column.astype(str) == str(value)
+        else:
+            matches = column == value
         haste_rows = haste_rows[matches]
     columns = lambda row: {column: row[column] for column in RESULT_COLUMNS}
     found = {"dense": columns(dense.iloc[0])}
@@ -245,7 +238,12 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     standard deviations moved in the 6th digit on the next run).
     """
     results.to_csv(path, index=False, float_format="%.6g")
-    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
+    return read_rows(path)
+
+
+def read_rows(path: str | os.PathLike) -> pd.DataFrame:
+    """Result rows from a CSV, the hashes read as text."""
+    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str, "code_fingerprint": str})
 
 
 def sweep_models(
@@ -254,19 +252,19 @@ def sweep_models(
     seeds,
     data,
     csv_path,
-    settings: HasteSettings = HasteSettings(),
+    settings: HasteSettings = DEFAULT_SETTINGS,
     limit: int | None = None,
-    reuse_existing: bool = True,
     allow_random: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`sweep` for several models, ``hyperplanes`` a callable giving each model's L values.
 
-    Models without a checkpoint are skipped with a printed notice; rows of the existing
-    ``csv_path`` are reused (``reuse_existing``). Writes the rows to ``csv_path`` and their
-    summary next to it (``<stem>_summary.csv``); returns both.
+    Models without a checkpoint are skipped with a printed notice. Rows of the existing
+    ``csv_path`` are reused only where the same code computed them (see :func:`reusable_rows`);
+    all others are evaluated. Writes the rows to ``csv_path`` and their summary next to it
+    (``<stem>_summary.csv``); returns both.
     """
     csv_path = Path(csv_path)
-    earlier = pd.read_csv(csv_path) if reuse_existing and csv_path.exists() else None
+    earlier = read_rows(csv_path) if csv_path.exists() else None
     runs = []
     for name in model_names:
         try:
@@ -308,6 +306,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             *REDUCTION_COLUMNS,
             "commit",
             "haste_version",
+            "code_fingerprint",
         )
     ]
     haste_rows = results.dropna(subset=["num_hyperplanes"])
@@ -358,7 +357,7 @@ def patch_compression(
     weights: str | None = "default",
     limit: int | None = 1000,
     bins: int = 20,
-    settings: HasteSettings = HasteSettings(),
+    settings: HasteSettings = DEFAULT_SETTINGS,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
@@ -415,7 +414,7 @@ def l1_pruning_control(
     data,
     weights: str | None = "default",
     limit: int | None = None,
-    settings: HasteSettings = HasteSettings(),
+    settings: HasteSettings = DEFAULT_SETTINGS,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Control: static, data-free L1-norm pruning of input channels at HASTE's FLOPs, no fine-tuning.

@@ -2,8 +2,10 @@
 
 A measurement (the ``EvalResult.to_dict()`` of one model, setting, L and seed) is stored as JSON
 under ``$HASTE_CACHE/results`` and keyed by everything that can change it: the caller's key (model,
-weights SHA-256, data, images, settings, L, seed) plus the torch version and a SHA-256 of the
-package's numeric source files. Any edit to those files recomputes everything; that is deliberate.
+weights SHA-256, data, images, batch size, settings, L, seed), torch's thread count (rounding in the
+GEMMs depends on it and flips hash bits whose projection is within rounding of zero) and the code
+fingerprint (:func:`code_fingerprint`). Any edit to the library recomputes everything; that is
+deliberate.
 A stored measurement keeps the commit that computed it. Random weights (no SHA-256) are never
 cached, a corrupt entry is recomputed, and ``HASTE_RESULT_CACHE=0`` turns the cache off.
 """
@@ -57,7 +59,7 @@ def cached_measurement(key: dict, compute: Callable[[], dict]) -> dict:
     """
     if not enabled() or not key.get("weights_sha256"):
         return {**compute(), "commit": git_commit()}
-    full_key = {**key, "code": code_fingerprint()}
+    full_key = {**key, "code": code_fingerprint(), "threads": torch.get_num_threads()}
     text = json.dumps(full_key, sort_keys=True, default=str)
     path = cache_dir() / "results" / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
     if path.is_file():
