@@ -59,23 +59,24 @@ def layer_codes(layer: haste.HasteConv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 class Recorder:
-    """Keeps the codes every HASTE layer of ``model`` computes from its inputs, call by call."""
+    """Keeps the inputs of every HASTE layer of ``model``, call by call, and hashes them on request."""
 
     def __init__(self, model):
-        self.codes: dict[str, list[torch.Tensor]] = {}
-        self.layers = list(haste.haste_layers(model))
-        for name, layer in self.layers:
-            layer.register_forward_pre_hook(self._hook(name, layer))
+        self.inputs: dict[str, list[torch.Tensor]] = {}
+        self.layers = dict(haste.haste_layers(model))
+        for name, layer in self.layers.items():
+            layer.register_forward_pre_hook(self._hook(name))
 
-    def _hook(self, name, layer):
+    def _hook(self, name):
         def record(module, inputs):
-            self.codes.setdefault(name, []).append(layer_codes(layer, inputs[0]))
+            self.inputs.setdefault(name, []).append(inputs[0].clone())
 
         return record
 
-    def take(self) -> dict[str, torch.Tensor]:
-        codes = {name: torch.cat(parts) for name, parts in self.codes.items()}
-        self.codes.clear()
+    def take_codes(self) -> dict[str, torch.Tensor]:
+        """The codes of everything recorded since the last call (hashed in one batch per layer)."""
+        codes = {name: layer_codes(self.layers[name], torch.cat(xs)) for name, xs in self.inputs.items()}
+        self.inputs.clear()
         return codes
 
 
@@ -107,12 +108,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="the first N test images (default: all)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--block", type=int, default=128, help="images per block")
+    parser.add_argument("--block", type=int, default=256, help="images per block (>= the largest batch)")
     parser.add_argument("--out", default=str(ROOT / "results" / "hash_stability"))
     args = parser.parse_args()
 
     dense, info = models.load(args.model)
     images, labels = next(iter(cifar10_batches(args.data, "test", batch_size=10**9, limit=args.limit)))
+    if args.block < max(args.batch_sizes):
+        parser.error("--block must be at least the largest batch size")
     configs = [(batch, threads) for batch in args.batch_sizes for threads in args.threads]
     if REFERENCE not in configs:
         configs.append(REFERENCE)
@@ -131,7 +134,7 @@ def main() -> None:
         codes = {}
         for config, state in runs.items():
             state["logits"].append(run(state["model"], block, *config))
-            codes[config] = state["recorder"].take()
+            codes[config] = state["recorder"].take_codes()
         for config in configs:
             count = totals[config]
             for name in layer_names:
@@ -212,9 +215,8 @@ def main() -> None:
     shown = ["batch_size", "threads", "accuracy", "flops_reduction", "bit_flip_rate", "codes_changed_rate"]
     shown += ["patches_bucket_count_changed_rate", "predictions_changed", "max_abs_logit_change"]
     shown += ["median_abs_logit_change"]
-    print(
-        f"{args.model} L={args.hyperplanes} seed {args.seed}, {len(images)} images, against {provenance['reference']}"
-    )
+    print(f"{args.model} L={args.hyperplanes} seed {args.seed}, {len(images)} images")
+    print(f"against {provenance['reference']}")
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     print(f"commit {commit}; wrote {out.with_suffix('.csv')}")
 

@@ -84,7 +84,8 @@ def test_kept_weight_copies_follow_every_weight_change(execution, edit):
 @pytest.mark.parametrize("centre", [True, False])
 def test_non_finite_inputs_change_no_output_that_conv2d_leaves_finite(execution, inference, centre):
     conv = nn.Conv2d(8, 5, 3, 1, 1).double()
-    layer = HasteConv2d.from_conv(conv, 3, sparsity=0.5, seed=2, centre=centre).double()
+    # one dense hyperplane: every projection reads every pixel, and channels collide often
+    layer = HasteConv2d.from_conv(conv, 1, sparsity=0.0, seed=2, centre=centre).double()
     layer.execution = execution
     x = redundant_input(2, 8, 9)
     x[0, 1, 4, 4] = float("nan")
@@ -144,7 +145,7 @@ def test_half_types_follow_the_reference_as_closely_as_dense_does(dtype, executi
     conv = nn.Conv2d(16, 8, 3, 1, 1)
     layer = HasteConv2d.from_conv(conv, 4, seed=1).to(dtype)  # weight, bias and hyperplanes in dtype
     layer.execution = execution
-    x = redundant_input(2, 16, 9, torch.float32).to(dtype)
+    x = torch.randn(2, 16, 12, 12).to(dtype)  # random channels: many projections near zero
     with torch.set_grad_enabled(not inference):
         out = layer(x)
         dense = F.conv2d(x, layer.weight, layer.bias, 1, 1)
@@ -153,7 +154,7 @@ def test_half_types_follow_the_reference_as_closely_as_dense_does(dtype, executi
     exact_inputs = (x.float(), layer.weight.float(), layer.bias.float())
     expected, _ = reference_haste_conv(*exact_inputs, (1, 1), (1, 1), layer.hyperplanes.float(), 3)
     dense_error = rel_error(dense.float(), F.conv2d(*exact_inputs, 1, 1))
-    assert rel_error(out.float(), expected) < max(4 * dense_error, 1e-2)
+    assert rel_error(out.float(), expected) < max(3 * dense_error, 1e-3)  # hashed in bfloat16: 0.1-0.2
 
 
 def test_autocast_runs_the_layers_in_the_autocast_dtype():
