@@ -96,8 +96,9 @@ def test_cli_eval_takes_device_and_shard(tiny, capsys):
     data, weights = tiny
     argv = ["eval", "--model", "cifar10/resnet18", "--weights", weights, "--data", str(data), "--limit", "4"]
     assert main(argv + ["--hyperplanes", "4", "8", "14", "--device", "cpu", "--shard", "1/2"]) == 0
-    lines = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
-    assert [line[0] for line in lines] == ["8"]  # the second of three L only
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    header = next(i for i, line in enumerate(lines) if line[:1] == ["L"])  # the table's
+    assert [line[0] for line in lines[header + 1 :]] == ["8"]  # the second of three L only
     assert main(argv + ["--device", "cuda:99"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
@@ -122,7 +123,8 @@ def test_the_runner_runs_only_the_sharding_notebooks_in_a_shard(monkeypatch, tmp
         names=names, out_dir=out_dir, options=options
     )
     monkeypatch.setattr(notebooks, "run", record)
-    argv = ["--weights", "paper", "--device", "cuda", "--executed-dir", str(tmp_path)]
+    data = make_tree(tmp_path / "cifar", per_class=1)  # the runner checks CIFAR-10 before it starts
+    argv = ["--weights", "paper", "--device", "cuda", "--executed-dir", str(tmp_path), "--data", str(data)]
     notebooks.main(argv + ["--shard", "1/4"])
     assert seen["names"] == ["01_cifar10_sweep"] and seen["out_dir"] == tmp_path / "shard-1-of-4"
     assert {k: seen["options"][k] for k in ("weights", "device", "shard")} == {

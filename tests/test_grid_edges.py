@@ -26,7 +26,9 @@ def test_grid_status_by_hand():
 
 
 def test_an_operating_point_at_the_grid_edge_is_flagged_and_warned_about():
-    summary = pd.concat([curve("a", [3.0, 1.5, 1.0, 0.5]), curve("b", [1.2, 1.0, 0.8, 0.5])])
+    summary = pd.concat(
+        [curve("a", [3.0, 1.5, 1.0, 0.5]), curve("b", [1.2, 1.0, 0.8, 0.5])], ignore_index=True
+    )
     with pytest.warns(
         UserWarning, match=r"b: the mean drop is within 1.25 pp at every L measured \(down to L=10\)"
     ):
@@ -36,7 +38,9 @@ def test_an_operating_point_at_the_grid_edge_is_flagged_and_warned_about():
 
 
 def test_no_operating_point_is_warned_about_and_the_table_says_not_bracketed():
-    summary = pd.concat([curve("a", [3.0, 1.5, 1.0, 0.5]), curve("c", [5.0, 4.0, 3.0, 2.0])])
+    summary = pd.concat(
+        [curve("a", [3.0, 1.5, 1.0, 0.5]), curve("c", [5.0, 4.0, 3.0, 2.0])], ignore_index=True
+    )
     summary = summary.assign(accuracy=90.0, accuracy_std=0.1, flops_reduction_std=0.0, seeds=3)
     summary["flops_reduction_no_overhead"] = summary.flops_reduction + 5
     results = pd.DataFrame(
