@@ -284,7 +284,7 @@ def fetch_cifar10(directory: str | os.PathLike | None = None, source: str | None
         raise DownloadError(
             _offline_message(
                 f"CIFAR-10 ({CIFAR10.filename}, 163 MB)",
-                dataset.url,
+                source or CIFAR10.url,
                 error,
                 f"put {CIFAR10.filename} into {directory}, then run `python -m haste download "
                 f"cifar10 --dir {directory}` again (torchvision checks its MD5 and unpacks it)",

@@ -1,6 +1,7 @@
 """Choosing the device, and splitting a sweep into shards that merge through the result cache (CPU and
 the meta device; no GPU needed)."""
 
+import pandas as pd
 import pytest
 import torch
 from test_data import make_tree
@@ -143,3 +144,20 @@ def test_the_runner_runs_only_the_sharding_notebooks_in_a_shard(monkeypatch, tmp
     ]
     assert all("weights" in declared[name] for name in ("02_cifar10_main_table", "03_tradeoff_figure"))
     assert "device" in declared["09_checkpoint_quality"]
+
+
+def test_the_shard_numbering_runs_on_across_models(tmp_path, monkeypatch):
+    taken = []
+
+    def fake_sweep(name, grid, seeds, data, shard=None, **options):
+        taken.extend((name, L) for L in grid if shard.takes_next())
+        return pd.DataFrame({"model": [name], "num_hyperplanes": [None]}).reindex(
+            columns=experiments.RESULT_COLUMNS
+        )
+
+    monkeypatch.setattr(experiments, "sweep", fake_sweep)
+    monkeypatch.setattr(experiments, "load_arguments", lambda *args, **kwargs: {})
+    experiments.sweep_models(
+        ["a", "b"], lambda name: [4, 8, 12], [0], "data", tmp_path / "s.csv", shard="1/2"
+    )
+    assert taken == [("a", 8), ("b", 4), ("b", 12)]  # positions 1, 3, 5 of the six

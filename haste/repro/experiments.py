@@ -271,7 +271,7 @@ def sweep_models(
     allow_random: bool = False,
     weights: str = "stand-in",
     device: str | torch.device | None = None,
-    shard: str | tuple[int, int] | None = None,
+    shard: str | tuple[int, int] | Shard | None = None,
     extend_grid: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`sweep` for several models, ``hyperplanes`` a callable giving each model's L values.
@@ -287,7 +287,7 @@ def sweep_models(
     """
     csv_path = Path(csv_path)
     earlier = pd.read_csv(csv_path) if reuse_existing and csv_path.exists() else None
-    shard = as_shard(shard)
+    shared_shard = as_shard(shard)  # one numbering across the models
     runs = []
     for name in model_names:
         try:
@@ -298,11 +298,11 @@ def sweep_models(
 
         def run(grid, baseline=True, name=name, load_args=load_args):
             options = dict(limit=limit, settings=settings, reuse=earlier, device=device, baseline=baseline)
-            return sweep(name, grid, seeds, data, **load_args, **options, shard=shard)
+            return sweep(name, grid, seeds, data, **load_args, **options, shard=shared_shard)
 
         grid = list(hyperplanes(name))
         runs.append(run(grid))
-        for _ in range(0 if shard else extend_grid):
+        for _ in range(0 if shared_shard else extend_grid):
             extra = next_hyperplanes(summarize(runs[-1]), allowed_drops([name])[name])
             if extra is None:
                 break
@@ -311,9 +311,9 @@ def sweep_models(
     if not runs:
         raise FileNotFoundError(f"no checkpoint for any of {', '.join(model_names)} (weights={weights!r})")
     results = pd.concat(runs, ignore_index=True)
-    if shard is not None:
+    if shared_shard is not None:
         print(
-            f"shard {shard}: {len(results)} rows evaluated into the result cache; {csv_path.name} is "
+            f"shard {shared_shard}: {len(results)} rows evaluated into the result cache; {csv_path.name} is "
             "written by a run without a shard, once every shard has finished"
         )
         return results, summarize(results)
