@@ -5,6 +5,11 @@
 #   ./run_all.sh [--quick] 01_cifar10_sweep 03_tradeoff_figure   only the named notebooks, in order
 #   --data PATH            CIFAR-10 (default: $HASTE_DATA, else ../shared/data/cifar10-jpeg beside
 #                          the repository); checked before the first notebook
+#   --weights paper        the paper's checkpoints (python -m haste download paper-weights), or a folder
+#                          of <arch>.pt files; results go to results/paper-weights/ (default: stand-in)
+#   --device DEVICE        cpu, cuda, cuda:1, ... (default: a GPU when one is present)
+#   --shard K/N            only the sweeps, every N-th measurement from the K-th, into the result cache
+#                          (e.g. one task of a Slurm array); a run without --shard then writes the CSVs
 # Quick mode's parameters are notebooks/quick/<name>.yaml. Executed notebooks go to executed/ (the
 # sources in notebooks/ stay clean); cell output and progress bars stream to the terminal. Stops at
 # the first error.
@@ -12,6 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 args=()
 names=()
+weights=stand-in
 while (($#)); do
   case "$1" in
     --quick) args+=(--quick) ;;
@@ -19,6 +25,12 @@ while (($#)); do
     --data) (($# > 1)) || { echo "error: --data needs a path" >&2; exit 2; }
             args+=(--data "$(realpath -m -- "$2")"); shift ;;
     --data=*) args+=(--data "$(realpath -m -- "${1#--data=}")") ;;
+    --weights|--device|--shard) (($# > 1)) || { echo "error: $1 needs a value" >&2; exit 2; }
+            set -- "$1=$2" "${@:3}"; continue ;;
+    --weights=*) weights=${1#--weights=}
+                 case $weights in stand-in|default|paper) ;; *) weights=$(realpath -m -- "$weights") ;; esac
+                 args+=(--weights "$weights") ;;
+    --device=*|--shard=*) args+=("$1") ;;
     -*) echo "error: unknown option $1 (see the top of run_all.sh)" >&2; exit 2 ;;
     *) [[ -f "$here/notebooks/$1.ipynb" ]] || { echo "error: no notebook notebooks/$1.ipynb" >&2; exit 2; }
        names+=("$1") ;;
@@ -28,4 +40,6 @@ done
 cd "$here"
 bash scripts/install.sh
 python -m haste.repro.notebooks "${args[@]}" "${names[@]}"
-echo "done: results in $PWD/results$([[ " ${args[*]} " == *" --quick "* ]] && echo /quick)"
+results=$PWD/results
+if [[ $weights != stand-in && $weights != default ]]; then results+=/paper-weights; fi
+echo "done: results in $results$([[ " ${args[*]} " == *" --quick "* ]] && echo /quick)"

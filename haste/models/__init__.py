@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import cifar
+from .paper_weights import paper_weights_dir, verified_paper_checkpoint
 from .weights import (
     ChecksumError,
     WeightsInfo,
@@ -99,8 +100,9 @@ def load(
     """Build ``name`` and load weights into it; returns the model (eval mode) and what was loaded.
 
     ``weights``: ``"default"`` (the shipped CIFAR-10 stand-in, or torchvision's ImageNet weights),
-    a path to a state-dict file (for example the paper's ``<arch>.pt`` from huyvnphan/PyTorch_CIFAR10),
-    or ``None`` for random initialisation.
+    ``"paper"`` (the checkpoints the paper used: for CIFAR-10 the huyvnphan/PyTorch_CIFAR10 zoo's, in
+    ``weights_dir`` or where ``python -m haste download paper-weights`` put them; for ImageNet
+    torchvision's, as ``"default"``), a path to a state-dict file, or ``None`` for random init.
     """
     model_spec = spec(name)
     with torch.random.fork_rng():
@@ -108,7 +110,11 @@ def load(
         model = model_spec.builder()
     if weights is None:
         info = WeightsInfo(name, "", "", "random init")
-    elif str(weights) != "default":
+    elif str(weights) == "paper" and model_spec.dataset == "cifar10":
+        path, sha = verified_paper_checkpoint(name, weights_dir)
+        _load_user_file(model, name, path)
+        info = WeightsInfo(name, str(path), sha, "paper")
+    elif str(weights) not in ("default", "paper"):  # ImageNet's "paper" weights are torchvision's
         path = Path(weights)
         _load_user_file(model, name, path)
         info = WeightsInfo(name, str(path), sha256_file(path), "user file")
@@ -247,4 +253,5 @@ __all__ = [
     "load",
     "reference_checkpoint",
     "sha256_file",
+    "paper_weights_dir",
 ]

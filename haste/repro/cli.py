@@ -77,14 +77,16 @@ def _add_eval(commands) -> None:
     evaluate.add_argument(
         "--weights",
         default="default",
-        help="'default' (the shipped checkpoint, or torchvision's for imagenet/...), a state-dict file "
+        help="'default' (the shipped checkpoint, or torchvision's for imagenet/...), 'paper' (the "
+        "checkpoints the paper used: `python -m haste download paper-weights`), a state-dict file "
         "(.pt, .pth, .safetensors), or 'random' (random initialisation)",
     )
     evaluate.add_argument(
         "--weights-dir",
         default=None,
-        help="folder of the shipped checkpoints and manifest.csv, or of torchvision's files "
-        "(default: $HASTE_WEIGHTS, else the checkout's weights/; torchvision: the torch hub cache)",
+        help="folder of the shipped checkpoints and manifest.csv, of the paper's, or of torchvision's "
+        "files (default: $HASTE_WEIGHTS, else the checkout's weights/; paper: where `download` puts "
+        "them; torchvision: the torch hub cache)",
     )
     evaluate.add_argument(
         "--data",
@@ -161,6 +163,16 @@ def _add_eval(commands) -> None:
     evaluate.add_argument(
         "--json", default=None, metavar="FILE", help="also write the rows to this JSON file"
     )
+    evaluate.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, ... (default: a GPU when one is present)"
+    )
+    evaluate.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="evaluate only every N-th (seed, L) from the K-th, into the result cache (e.g. one task "
+        "of a job array); the same command without --shard then takes them from the cache",
+    )
     evaluate.set_defaults(run=_eval)
 
 
@@ -176,7 +188,11 @@ def _check_eval(args) -> None:
         convs = sum(isinstance(m, torch.nn.Conv2d) for m in build(args.model).modules())
     if isinstance(args.skip, int) and args.skip >= convs:
         raise ValueError(f"--skip {args.skip}: {args.model} has {convs} convs, so --skip must be below that")
-    if args.weights not in ("default", "random") and not Path(args.weights).is_file():
+    from .experiments import as_shard, resolve_device
+
+    resolve_device(args.device)  # an unknown device, or a GPU that is not there
+    as_shard(args.shard)
+    if args.weights not in ("default", "random", "paper") and not Path(args.weights).is_file():
         raise FileNotFoundError(f"--weights: weight file not found: {args.weights}")
     if args.json:
         _check_writable(Path(args.json))
@@ -203,7 +219,7 @@ def _weights_note(args) -> str | None:
     """For a user's file of an architecture whose checkpoint hash is known: does it match?"""
     from ..models import load, reference_checkpoint
 
-    if args.weights in ("default", "random"):
+    if args.weights in ("default", "random", "paper"):
         return None
     reference = reference_checkpoint(args.model, args.weights_dir)
     if reference is None:
@@ -241,6 +257,8 @@ def _eval(args) -> int:
         baseline=args.baseline,
         weights_dir=args.weights_dir,
         download=args.download,
+        device=args.device,
+        shard=args.shard,
     )
     first = results.iloc[0]
     print(
@@ -371,9 +389,53 @@ def _slim(args) -> int:
     return 0
 
 
+# --- download -----------------------------------------------------------------------------------
+
+
+def _add_download(commands) -> None:
+    fetch = _command(
+        commands,
+        "download",
+        "fetch the paper's CIFAR-10 checkpoints, or the original CIFAR-10",
+        "paper-weights: the huyvnphan/PyTorch_CIFAR10 zoo's state_dicts.zip (933 MB), of which the "
+        "paper's architectures are unpacked, checked and listed with their SHA-256 in DIR/manifest.csv. "
+        "cifar10: torchvision's lossless CIFAR-10 (163 MB).",
+    )
+    fetch.add_argument("what", choices=["paper-weights", "cifar10"], help="what to fetch")
+    fetch.add_argument(
+        "--dir",
+        default=None,
+        help="where to put it (default: $HASTE_PAPER_WEIGHTS, else <cache>/paper-weights; "
+        "CIFAR-10: <cache>/cifar10; the cache is $HASTE_CACHE, else ~/.cache/haste)",
+    )
+    fetch.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="URL_OR_FILE",
+        help="a copy downloaded by hand, or a mirror's URL (default: the zoo's or torchvision's URL)",
+    )
+    fetch.set_defaults(run=_download)
+
+
+def _download(args) -> int:
+    from .. import download
+
+    if args.what == "cifar10":
+        directory = download.fetch_cifar10(args.dir, args.source)
+        print(f"CIFAR-10 (torchvision, lossless) in {directory}; use it with --data {directory}")
+        return 0
+    rows = download.fetch_paper_weights(args.dir, args.source or download.ZOO_URL)
+    directory = args.dir or download.paper_weights_dir()
+    print(download.format_manifest(rows, directory))
+    where = "" if args.dir is None else f" --weights-dir {directory}"
+    print(f"use them with `python -m haste eval --weights paper{where}`, or the notebooks' weights parameter")
+    return 0
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
-COMMANDS = [_add_eval, _add_train, _add_export, _add_slim]
+COMMANDS = [_add_eval, _add_train, _add_export, _add_slim, _add_download]
 
 
 def _number(text: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from .. import __version__, models
 from ..convert import convert, haste_layers, set_hyperplanes
 from ..data import cifar10_batches, imagenet_val_loader
 from ..evaluate import evaluate
+from ..models.paper_weights import paper_checkpoint
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
+from .paper import allowed_drops
 from .provenance import git_commit
 from .result_cache import cached_measurement, code_fingerprint
 
@@ -100,14 +103,20 @@ def sweep(
     weights_dir: str | os.PathLike | None = None,
     download: bool = False,
     reuse: pd.DataFrame | None = None,
+    device: str | torch.device | None = None,
+    shard: str | tuple[int, int] | Shard | None = None,
 ) -> pd.DataFrame:
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
 
     The dense model is always evaluated (for ``accuracy_drop``); ``baseline`` adds its row.
     ``reuse``: earlier results (e.g. the committed CSV); every row found there that the same code
     computed (see :func:`reusable_rows`) is taken as it is, and only the others are evaluated.
+    ``device``: where the model runs (see :func:`resolve_device`); batches move there one at a time.
+    ``shard``: ``"K/N"``, evaluate only every N-th HASTE measurement from the K-th (see :class:`Shard`).
     """
+    device, shard = resolve_device(device), as_shard(shard)
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model = model.to(device)
     batches = evaluation_batches(model_name, data, limit, batch_size, download)
     provenance = _provenance(model_name, info)
     # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
@@ -117,7 +126,7 @@ def sweep(
         "data": str(Path(data).resolve()),
         "limit": limit,
         "batch_size": batch_size,
-    }
+    } | device_key(device)
     rows = []
 
     def measure(label, network, **extra):
@@ -142,6 +151,8 @@ def sweep(
             return converted
 
         for num_hyperplanes in hyperplanes:
+            if shard is not None and not shard.takes_next():
+                continue
             if (num_hyperplanes, seed) in stored:
                 rows.append(stored[num_hyperplanes, seed])
                 continue
@@ -255,6 +266,10 @@ def sweep_models(
     settings: HasteSettings = DEFAULT_SETTINGS,
     limit: int | None = None,
     allow_random: bool = False,
+    weights: str = "stand-in",
+    device: str | torch.device | None = None,
+    shard: str | tuple[int, int] | Shard | None = None,
+    extend_grid: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`sweep` for several models, ``hyperplanes`` a callable giving each model's L values.
 
@@ -262,29 +277,45 @@ def sweep_models(
     ``csv_path`` are reused only where the same code computed them (see :func:`reusable_rows`);
     all others are evaluated. Writes the rows to ``csv_path`` and their summary next to it
     (``<stem>_summary.csv``); returns both.
+    ``weights``: see :func:`load_arguments`. ``extend_grid``: up to this many L added per model
+    whose grid does not bracket its operating point (see :func:`next_hyperplanes`). ``shard``:
+    evaluate only this process's part of every model's measurements (see :class:`Shard`) into the
+    result cache and write no CSV; a run without ``shard`` then takes them from the cache, extends
+    the grids, and writes the CSVs.
     """
     csv_path = Path(csv_path)
     earlier = read_rows(csv_path) if csv_path.exists() else None
+    shared_shard = as_shard(shard)  # one numbering across the models
     runs = []
     for name in model_names:
         try:
-            weights = available_weights(name, allow_random=allow_random)
-        except FileNotFoundError as error:  # no checkpoint shipped yet: say so, run the others
+            load_args = load_arguments(name, weights, allow_random=allow_random)
+        except FileNotFoundError as error:  # no checkpoint for this model: say so, run the others
             print(f"SKIPPED {name}: {error}")
             continue
-        runs.append(
-            sweep(
-                name,
-                hyperplanes(name),
-                seeds,
-                data,
-                weights=weights,
-                limit=limit,
-                settings=settings,
-                reuse=earlier,
-            )
+
+        def run(grid, baseline=True, name=name, load_args=load_args):
+            options = dict(limit=limit, settings=settings, reuse=earlier, device=device, baseline=baseline)
+            return sweep(name, grid, seeds, data, **load_args, **options, shard=shared_shard)
+
+        grid = list(hyperplanes(name))
+        runs.append(run(grid))
+        for _ in range(0 if shared_shard else extend_grid):
+            extra = next_hyperplanes(summarize(runs[-1]), allowed_drops([name])[name])
+            if extra is None:
+                break
+            print(f"{name}: L grid extended by L={extra} (the drop limit was not crossed inside it)")
+            runs[-1] = pd.concat([runs[-1], run([extra], baseline=False)], ignore_index=True)
+    if not runs:
+        raise FileNotFoundError(f"no checkpoint for any of {', '.join(model_names)} (weights={weights!r})")
+    results = pd.concat(runs, ignore_index=True)
+    if shared_shard is not None:
+        print(
+            f"shard {shared_shard}: {len(results)} rows evaluated into the result cache; {csv_path.name} is "
+            "written by a run without a shard, once every shard has finished"
         )
-    results = save_rows(pd.concat(runs, ignore_index=True), csv_path)
+        return results, summarize(results)
+    results = save_rows(results, csv_path)
     summary = summarize(results)
     summary.to_csv(csv_path.with_name(f"{csv_path.stem}_summary.csv"), index=False, float_format="%.6g")
     return results, summary
@@ -336,7 +367,12 @@ def drop_at_reduction(summary: pd.DataFrame, reductions: list[float], by: str = 
 
 
 def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.DataFrame:
-    """Per model, the L with the largest FLOPs reduction whose mean accuracy drop is <= max_drop."""
+    """Per model, the L with the largest FLOPs reduction whose mean accuracy drop is <= max_drop.
+
+    ``bracketed``: whether a measured L of larger reduction exceeds the drop; where none does, the
+    point is only the grid's edge, and a warning says so (see :func:`grid_status`).
+    """
+    statuses = warn_unbracketed(summary, max_drop)
     chosen = []
     for model_name, group in summary.groupby("model"):
         limit = max_drop.get(model_name)
@@ -346,7 +382,8 @@ def operating_points(summary: pd.DataFrame, max_drop: dict[str, float]) -> pd.Da
         if not eligible.empty:
             chosen.append(eligible.flops_reduction.idxmax())
     # rows selected from the summary keep its column types, even when none is chosen
-    return summary.loc[chosen].reset_index(drop=True)
+    points = summary.loc[chosen].reset_index(drop=True)
+    return points.assign(bracketed=points.model.map(statuses).eq("bracketed").astype(bool))
 
 
 def patch_compression(
@@ -359,10 +396,12 @@ def patch_compression(
     bins: int = 20,
     settings: HasteSettings = DEFAULT_SETTINGS,
     progress: bool = True,
+    weights_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
-    model, info = models.load(model_name, weights)
-    converted = _convert(model, settings, num_hyperplanes, seed)
+    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    converted = _convert(model.to(resolve_device(device)), settings, num_hyperplanes, seed)
     batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
     edges = torch.linspace(0, 1, bins + 1)
@@ -389,9 +428,11 @@ def patch_compression(
     return pd.DataFrame(rows)
 
 
-def output_dir(results_dir: str | os.PathLike, quick: bool) -> Path:
-    """Where a notebook writes: ``results_dir``, or its ``quick/`` subfolder in quick mode."""
-    directory = Path(results_dir) / ("quick" if quick else "")
+def output_dir(results_dir: str | os.PathLike, quick: bool, weights: str = "stand-in") -> Path:
+    """Where a notebook writes: ``results_dir``, or its ``quick/`` subfolder in quick mode; results
+    of the paper's checkpoints (``weights`` "paper" or a folder) in ``paper-weights/`` below it."""
+    paper = weights not in STAND_IN_CHOICES + ("random",)
+    directory = Path(results_dir) / (PAPER_RESULTS if paper else "") / ("quick" if quick else "")
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -416,6 +457,8 @@ def l1_pruning_control(
     limit: int | None = None,
     settings: HasteSettings = DEFAULT_SETTINGS,
     progress: bool = True,
+    weights_dir: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """Control: static, data-free L1-norm pruning of input channels at HASTE's FLOPs, no fine-tuning.
 
@@ -424,7 +467,8 @@ def l1_pruning_control(
     is the fraction of conv FLOPs HASTE kept in that layer. The others are zeroed. Same FLOPs as
     HASTE without its overhead, but fixed channels for every image and patch.
     """
-    model, info = models.load(model_name, weights)
+    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model = model.to(resolve_device(device))
     batches = evaluation_batches(model_name, data, limit)
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
     provenance = _provenance(model_name, info)
@@ -468,3 +512,137 @@ def l1_pruning_control(
                 }
             )
     return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
+
+
+# --- weights choice, devices, shards and grid edges ---------------------------------------------
+
+STAND_IN_CHOICES = ("stand-in", "default")
+PAPER_RESULTS = "paper-weights"  # the folder below results/ for the paper's checkpoints' results
+
+
+def load_arguments(model_name: str, weights: str = "stand-in", allow_random: bool = False) -> dict:
+    """``models.load``'s ``weights`` and ``weights_dir`` for the notebooks' ``weights`` parameter.
+
+    ``"stand-in"``: the shipped checkpoint (random init instead if it is missing and
+    ``allow_random``); ``"paper"``: the zoo's checkpoint where ``python -m haste download
+    paper-weights`` put it; a folder: its ``<arch>.pt``; ``"random"``: random init. A missing
+    checkpoint raises ``FileNotFoundError`` saying how to get it.
+    """
+    if weights in STAND_IN_CHOICES:
+        return {"weights": available_weights(model_name, allow_random), "weights_dir": None}
+    if weights == "random":
+        return {"weights": None, "weights_dir": None}
+    weights_dir = None if weights == "paper" else weights
+    if weights_dir is not None and not Path(weights_dir).is_dir():
+        raise ValueError(f"weights={weights!r}: expected 'stand-in', 'paper' or a folder of <arch>.pt files")
+    paper_checkpoint(model_name, weights_dir)
+    return {"weights": "paper", "weights_dir": weights_dir}
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a ``torch.device``; ``None`` or ``"auto"``: the GPU when one is present, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}: {str(error).splitlines()[0]}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but torch finds no CUDA GPU here; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device} asked for, but torch finds {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def device_key(device: torch.device) -> dict:
+    """What the result cache's key holds of the device: its type, except the CPU's (none, so that
+    measurements cached before devices were chosen still count). A GPU's rounding may flip a code
+    whose projection is within rounding of zero, so its measurements are kept apart from the CPU's;
+    they are shared across GPUs of one type, which is what lets shards on several GPUs merge."""
+    return {} if device.type == "cpu" else {"device": device.type}
+
+
+class Shard:
+    """Part ``index`` of ``count``: the HASTE measurements of a run, numbered in the run's fixed order
+    (model, seed, L), that this process evaluates are those numbered ``index``, ``index + count``, ...
+
+    One object is shared by the sweeps of a run (``sweep_models``), so the numbering runs on
+    across models. Every shard also evaluates the dense models, which every row's drop needs.
+    """
+
+    def __init__(self, index: int, count: int):
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index}/{count}: expected K/N with 0 <= K < N")
+        self.index, self.count, self._position = index, count, 0
+
+    def takes_next(self) -> bool:
+        """Whether the next measurement in the run's order is this shard's (and count it)."""
+        position, self._position = self._position, self._position + 1
+        return position % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def as_shard(shard: str | tuple[int, int] | Shard | None) -> Shard | None:
+    """``"K/N"`` or ``(K, N)`` as a :class:`Shard` (a ``Shard`` as it is; ``None`` for no sharding)."""
+    if shard is None or isinstance(shard, Shard):
+        return shard
+    try:
+        index, count = (int(part) for part in (shard.split("/") if isinstance(shard, str) else shard))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"shard {shard!r}: expected K/N, e.g. 0/4 for the first of four") from error
+    return Shard(index, count)
+
+
+def grid_status(group: pd.DataFrame, max_drop: float) -> str:
+    """Whether one model's sweep summary brackets its operating point (largest FLOPs reduction with
+    a mean drop <= ``max_drop``): ``"bracketed"`` when a measured L of larger reduction exceeds the
+    drop; ``"within at every L"`` when none does (the grid's edge is no operating point);
+    ``"above at every L"`` when no L is within the drop."""
+    eligible = group[group.accuracy_drop <= max_drop]
+    if eligible.empty:
+        return "above at every L"
+    if (group.flops_reduction > eligible.flops_reduction.max()).any():
+        return "bracketed"
+    return "within at every L"
+
+
+def next_hyperplanes(summary: pd.DataFrame, max_drop: float, step: int = 2) -> int | None:
+    """The rule that extends a grid that does not bracket the operating point: ``step`` below its
+    smallest L when the drop is within ``max_drop`` at every L, ``step`` above its largest when it
+    exceeds it at every L; ``None`` when bracketed, or when L would fall below 1."""
+    status = grid_status(summary, max_drop)
+    if status == "bracketed":
+        return None
+    if status == "above at every L":
+        return int(summary.num_hyperplanes.max()) + step
+    smallest = int(summary.num_hyperplanes.min()) - step
+    return smallest if smallest >= 1 else None
+
+
+def warn_unbracketed(summary: pd.DataFrame, max_drop: dict[str, float]) -> dict[str, str]:
+    """:func:`grid_status` per model; a warning for every model whose grid does not bracket its point."""
+    statuses = {}
+    for model_name, group in summary.groupby("model"):
+        if model_name not in max_drop:
+            continue
+        limit = max_drop[model_name]
+        status = statuses[model_name] = grid_status(group, limit)
+        grid = group.get("num_hyperplanes", pd.Series(dtype=float)).dropna()
+        low = f" (down to L={grid.min():g})" if len(grid) else ""
+        high = f" (up to L={grid.max():g})" if len(grid) else ""
+        if status == "within at every L":
+            warnings.warn(
+                f"{model_name}: the mean drop is within {limit} pp at every L measured{low}: its "
+                "operating point lies beyond the grid, and the point reported is only the grid's edge "
+                "(extend the grid to smaller L)",
+                stacklevel=3,
+            )
+        elif status == "above at every L":
+            warnings.warn(
+                f"{model_name}: the mean drop exceeds {limit} pp at every L measured{high}: no operating "
+                "point in the grid (extend it to larger L)",
+                stacklevel=3,
+            )
+    return statuses

@@ -2,7 +2,8 @@
 
 Each notebook's parameters are the ones its tagged ``parameters`` cell declares (read with
 ``papermill.inspect_notebook``); quick mode adds ``notebooks/quick/<name>.yaml``. Options given
-here (``results_dir``, ``data``, ...) go only to the notebooks that declare them. CIFAR-10 is found
+here (``results_dir``, ``data``, ``weights``, ``device``, ``shard``, ...) go only to the notebooks
+that declare them; with ``--shard`` only the notebooks that declare it run. CIFAR-10 is found
 by ``haste.data.cifar10_root`` (``--data``, else ``$HASTE_DATA``, else the checkout's default) and
 checked before the first notebook runs. Cell output and progress bars stream to the terminal as the
 notebooks run.
@@ -109,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--results-dir", default=str(ROOT / "results"), help="where the CSVs and figures go")
     parser.add_argument("--executed-dir", default=str(ROOT / "executed"), help="where executed notebooks go")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="CIFAR-10 checkpoints: stand-in (default), paper (python -m haste download paper-weights) "
+        "or a folder of <arch>.pt files; the paper's results go to <results-dir>/paper-weights/",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: a GPU if present)")
+    parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="the sweeps evaluate every N-th measurement from the K-th into the result cache and write "
+        "no CSV; run again without --shard, once every shard has finished, to write them",
+    )
     return parser
 
 
@@ -117,11 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.names or ORDER
     check_names(names)
+    executed_dir = Path(args.executed_dir)
+    if args.shard is not None:  # the other notebooks read the CSVs, which a shard does not write
+        names = [name for name in names if "shard" in declared_parameters(name)]
+        print(f"--shard {args.shard}: running only the notebooks that shard ({', '.join(names)})")
+        executed_dir /= "shard-" + args.shard.replace("/", "-of-")  # shards run side by side
     try:
         data = cifar10_location(names, args.data)
     except FileNotFoundError as error:
         parser.exit(2, f"error: {error}\n")
-    run(names, args.quick, args.executed_dir, results_dir=args.results_dir, data=data)
+    weights = args.weights
+    if weights not in (None, "stand-in", "default", "paper", "random"):
+        weights = str(Path(weights).resolve())  # a folder; the kernels run in notebooks/
+    options = {"weights": weights, "device": args.device, "shard": args.shard}
+    run(names, args.quick, executed_dir, results_dir=args.results_dir, data=data, **options)
     return 0
 
 

@@ -15,6 +15,8 @@ def main_table(results: pd.DataFrame, summary: pd.DataFrame, convention: str | N
     ``convention`` (a column of :data:`CONVENTIONS`, e.g. the one :func:`closest_convention` picks)
     adds the reduction at the same operating point under that accounting, and names it.
     """
+    if convention is not None and pd.isna(convention):  # read back from a table written without one
+        convention = None
     paper = PAPER_POINTS.set_index("model")
     max_drop = allowed_drops(summary.model.unique())
     points = operating_points(summary, max_drop).set_index("model")
@@ -32,6 +34,8 @@ def main_table(results: pd.DataFrame, summary: pd.DataFrame, convention: str | N
             "flops_reduction_std": points.flops_reduction_std,
             "flops_reduction_no_overhead": points.flops_reduction_no_overhead,
             "seeds": points.seeds,
+            # False: the drop limit is not crossed inside the L grid (the point is its edge, or none)
+            "bracketed": points.bracketed.reindex(baseline.index, fill_value=False),
             "images": baseline.images,
             "paper_baseline": paper.baseline,
             "paper_accuracy_drop": paper.accuracy_drop,
@@ -61,6 +65,7 @@ def patch_size_table(summaries: list[pd.DataFrame]) -> pd.DataFrame:
         "flops_reduction_std",
         "flops_reduction_no_overhead",
         "seeds",
+        "bracketed",
         "images",
     ]
     table = table.assign(max_drop_allowed=table.model.map(allowed))[columns]

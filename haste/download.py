@@ -1,0 +1,295 @@
+"""Fetching what a reproduction on the paper's terms needs: the zoo's CIFAR-10 checkpoints, and CIFAR-10.
+
+Nothing half-done can pass for complete. A download goes to ``<name>.partial`` (resumed from there
+when the server allows) and is renamed when it has all its bytes; the checkpoints are extracted
+into a temporary folder, each loaded strictly into its ``haste.models`` architecture and hashed, and
+that folder is renamed into place, with its ``manifest.csv``, only then. Offline, or when a download
+fails, the error is one line saying what to fetch by hand and where to put it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath
+
+from .files import atomic_write_text, cache_dir
+from .models.paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
+
+# huyvnphan/PyTorch_CIFAR10's state_dicts.zip (933 MB), the URL of its data.py; the README names a copy
+ZOO_URL = "https://rutgers.box.com/shared/static/gkw08ecs797j2et1ksmbg1w5t3idf5r5.zip"
+ZOO_COPY = "https://drive.google.com/file/d/17fmN8eQdLpq2jIMQ_X0IXDPXfI9oVWgq/view"
+MANIFEST_COLUMNS = ["model", "file", "sha256", "size_bytes", "archive", "archive_sha256"]
+# what a failed download or unpacking can raise: network, HTTP, file system, archive
+FETCH_ERRORS = (urllib.error.URLError, HTTPException, OSError, zipfile.BadZipFile, EOFError)
+
+
+class DownloadError(OSError):
+    """A download or an archive could not be used; the one-line message says what to do instead."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (strict loading errors span several)."""
+    text = " ".join(str(getattr(error, "reason", None) or error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def download_file(url: str, destination: Path, progress: bool = True, timeout: float = 60) -> Path:
+    """``url`` to ``destination`` through ``<destination>.partial``, resumed from it when the server
+    answers a range request; renamed to ``destination`` only when every announced byte is there."""
+    destination = Path(destination)
+    partial = destination.with_name(destination.name + ".partial")
+    start = partial.stat().st_size if partial.is_file() else 0
+    headers = {"User-Agent": "haste"} | ({"Range": f"bytes={start}-"} if start else {})
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code != 416 or not start:  # 416: the range is past the end; start over once
+            raise
+        partial.unlink()
+        return download_file(url, destination, progress, timeout)
+    from tqdm.auto import tqdm
+
+    with response:
+        if start and response.status != 206:  # the server ignored the range: it sends everything
+            start = 0
+        length = response.headers.get("Content-Length")
+        total = start + int(length) if length is not None else None
+        bar = tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress
+        )
+        with bar, open(partial, "ab" if start else "wb") as handle:
+            while chunk := response.read(1 << 20):
+                handle.write(chunk)
+                bar.update(len(chunk))
+    size = partial.stat().st_size
+    if total is not None and size != total:
+        raise DownloadError(f"{url}: the connection ended at {size} of {total} bytes; run again to resume")
+    os.replace(partial, destination)
+    return destination
+
+
+def _is_url(source: str) -> bool:
+    return str(source).split("://", 1)[0] in ("http", "https", "ftp", "file")
+
+
+def _offline_message(what: str, url: str, error: BaseException, instead: str) -> str:
+    return (
+        f"could not download {what} from {url} ({one_line(error)}); without internet, download it "
+        f"elsewhere and {instead}"
+    )
+
+
+def fetch_paper_weights(
+    directory: str | os.PathLike | None = None, source: str = ZOO_URL, progress: bool = True
+) -> list[dict]:
+    """The zoo's checkpoints of the paper's CIFAR-10 models in ``directory``; returns the manifest rows.
+
+    ``source``: the zoo's ``state_dicts.zip`` as a URL (default: the zoo's own) or a local file.
+    A directory that already holds a complete, verified download is left as it is.
+    """
+    directory = Path(directory) if directory else paper_weights_dir()
+    rows = complete_manifest(directory)
+    if rows is not None:
+        return rows
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise DownloadError(
+            f"{directory} exists but holds no complete download (no verified {MANIFEST}); "
+            "remove it or choose another --dir"
+        )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    if _is_url(source):
+        key = hashlib.sha256(str(source).encode()).hexdigest()[:12]
+        archive = directory.parent / f".{directory.name}-state_dicts-{key}.zip"
+        if not archive.is_file():  # a whole archive left by an interrupted unpacking is used again
+            try:
+                download_file(str(source), archive, progress)
+            except FETCH_ERRORS as error:
+                raise DownloadError(
+                    _offline_message(
+                        "the paper's CIFAR-10 checkpoints (state_dicts.zip, 933 MB)",
+                        source,
+                        error,
+                        f"run `python -m haste download paper-weights --from PATH/state_dicts.zip "
+                        f"--dir {directory}` (or put its <arch>.pt files into {directory}); "
+                        f"a copy: {ZOO_COPY}",
+                    )
+                ) from error
+        try:
+            return extract_paper_weights(archive, directory, source)
+        finally:
+            archive.unlink(missing_ok=True)  # used, or unusable: a later run fetches it again
+    archive = Path(source)
+    if not archive.is_file():
+        raise DownloadError(f"--from {source}: no such file (expected the zoo's state_dicts.zip or a URL)")
+    return extract_paper_weights(archive, directory, str(archive.resolve()))
+
+
+def _zoo_members(archive_file: zipfile.ZipFile, archive: Path) -> dict[str, str]:
+    """``{arch: member}`` for the architectures the paper used (``state_dicts/<arch>.pt`` in the zoo)."""
+    found: dict[str, list[str]] = {}
+    for member in archive_file.namelist():
+        path = PurePosixPath(member)
+        if path.suffix == ".pt" and "__MACOSX" not in path.parts:
+            found.setdefault(path.stem, []).append(member)
+    missing = [arch for arch in PAPER_ARCHITECTURES if arch not in found]
+    if missing:
+        raise DownloadError(
+            f"{archive} lacks {', '.join(f'{arch}.pt' for arch in missing)}: not the zoo's state_dicts.zip "
+            f"(it holds state_dicts/<arch>.pt for {', '.join(PAPER_ARCHITECTURES)}, ...)"
+        )
+    wanted = [arch for arch in PAPER_ARCHITECTURES + OPTIONAL_ARCHITECTURES if arch in found]
+    doubles = [arch for arch in wanted if len(found[arch]) > 1]
+    if doubles:
+        raise DownloadError(f"{archive} holds more than one {doubles[0]}.pt: {', '.join(found[doubles[0]])}")
+    return {arch: found[arch][0] for arch in wanted}
+
+
+def extract_paper_weights(
+    archive: str | os.PathLike, directory: str | os.PathLike, source: str
+) -> list[dict]:
+    """Unpack the paper's architectures from the zoo's ``archive`` into ``directory``, each checked by
+    loading it strictly into its ``haste.models`` architecture; writes and returns the manifest."""
+    from . import models
+
+    archive, directory = Path(archive), Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        archive_file = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DownloadError(
+            f"{archive} is not a readable zip archive ({one_line(error)}): a corrupt or incomplete "
+            "download; delete it and fetch it again"
+        ) from error
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    try:
+        with archive_file:
+            members = _zoo_members(archive_file, archive)
+            rows = []
+            for arch, member in members.items():
+                target = staging / f"{arch}.pt"
+                try:
+                    with archive_file.open(member) as source_file, open(target, "wb") as handle:
+                        # the zip's CRC-32 of the member is checked when its end is read
+                        shutil.copyfileobj(source_file, handle, 1 << 20)
+                    check_loads(f"cifar10/{arch}", target)
+                except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as error:
+                    raise DownloadError(
+                        f"{member} in {archive} is not a checkpoint of haste.models' cifar10/{arch} "
+                        f"({one_line(error)}); the archive is corrupt or not the zoo's"
+                    ) from error
+                sha, size = models.sha256_file(target), target.stat().st_size
+                rows.append(
+                    {"model": f"cifar10/{arch}", "file": target.name, "sha256": sha, "size_bytes": size}
+                )
+        archive_sha = models.sha256_file(archive)
+        rows = [row | {"archive": source, "archive_sha256": archive_sha} for row in rows]
+        atomic_write_text(_manifest_text(rows), staging / MANIFEST)
+        if directory.is_dir():
+            directory.rmdir()  # empty: checked by the caller; a full one is never replaced
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return rows
+
+
+def check_loads(name: str, path: str | os.PathLike) -> None:
+    """Raise unless the state dict in ``path`` loads strictly (every key, every shape) into ``name``.
+
+    The network is built on the meta device and takes the file's tensors as they are, so the check
+    costs the file's reading, not a random initialisation and a copy.
+    """
+    import torch
+
+    from .models import build
+    from .models.weights import load_state_dict
+
+    with torch.device("meta"):
+        model = build(name)
+    model.load_state_dict(load_state_dict(path), strict=True, assign=True)
+
+
+def _manifest_text(rows: list[dict]) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def complete_manifest(directory: str | os.PathLike) -> list[dict] | None:
+    """The manifest rows of a complete download in ``directory`` (every paper architecture listed,
+    every listed file of its recorded size and SHA-256), else ``None``."""
+    from .models import sha256_file
+
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        if not {f"cifar10/{arch}" for arch in PAPER_ARCHITECTURES} <= {row["model"] for row in rows}:
+            return None
+        for row in rows:
+            file = Path(directory) / row["file"]
+            if not file.is_file() or file.stat().st_size != int(row["size_bytes"]):
+                return None
+            if sha256_file(file) != row["sha256"]:
+                return None
+    except (KeyError, ValueError):  # not a manifest of this module
+        return None
+    return rows
+
+
+def format_manifest(rows: list[dict], directory: str | os.PathLike) -> str:
+    """The manifest as the command prints it: where, then one line per file."""
+    lines = [f"paper checkpoints in {directory} ({MANIFEST}; archive SHA-256 {rows[0]['archive_sha256']}):"]
+    for row in rows:
+        lines.append(f"  {row['file']:<13} {int(row['size_bytes']):>11,d} bytes  sha256 {row['sha256']}")
+    return "\n".join(lines)
+
+
+def fetch_cifar10(directory: str | os.PathLike | None = None, source: str | None = None) -> Path:
+    """The original (lossless) CIFAR-10 through torchvision into ``directory`` (default
+    ``<cache>/cifar10``); ``source`` names a mirror of ``cifar-10-python.tar.gz``. Returns the folder.
+
+    torchvision checks the archive's and every unpacked file's MD5, so an interrupted download is
+    fetched again, never taken for complete.
+    """
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    from .data import load_cifar10
+
+    directory = Path(directory) if directory else cache_dir() / "cifar10"
+    existed = directory.exists()
+    dataset = CIFAR10 if source is None else type("CIFAR10Mirror", (CIFAR10,), {"url": source})
+    try:
+        dataset(str(directory), train=True, download=True)
+    except (*FETCH_ERRORS, RuntimeError) as error:
+        tarball = directory / CIFAR10.filename
+        if tarball.is_file() and not check_integrity(str(tarball), CIFAR10.tgz_md5):
+            tarball.unlink()  # a partial download; torchvision would fetch it again anyway
+        if not existed and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
+        raise DownloadError(
+            _offline_message(
+                f"CIFAR-10 ({CIFAR10.filename}, 163 MB)",
+                source or CIFAR10.url,
+                error,
+                f"put {CIFAR10.filename} into {directory}, then run `python -m haste download "
+                f"cifar10 --dir {directory}` again (torchvision checks its MD5 and unpacks it)",
+            )
+        ) from error
+    for split in ("train", "test"):
+        load_cifar10(directory, split)  # what the experiments will read
+    return directory
