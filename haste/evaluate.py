@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -15,11 +15,16 @@ from .flops import FlopReport, dense_flops, flop_report
 
 @dataclass
 class EvalResult:
-    """Accuracy (percent) and FLOPs per image, averaged over the evaluated images."""
+    """Accuracy (percent) and FLOPs per image, averaged over the evaluated images.
+
+    ``correct``: whether each image was classified correctly (bool ``[images]``, in batch order), for
+    paired comparisons of two models on the same images; not part of :meth:`to_dict`.
+    """
 
     accuracy: float
     images: int
     report: FlopReport
+    correct: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, float]:
         return {"accuracy": self.accuracy, "images": self.images, **self.report.totals()}
@@ -41,7 +46,7 @@ def evaluate(
     model.eval()
     reset_stats(model, record_patches=record_patches)
     device = next(model.parameters()).device
-    correct, count, input_shape = 0, 0, None
+    hits, input_shape = [], None
     total = len(batches) if hasattr(batches, "__len__") else None
     for images, labels in tqdm(batches, total=total, desc=description, disable=not progress):
         if images.ndim != 4:
@@ -51,9 +56,9 @@ def evaluate(
         elif tuple(images.shape[1:]) != input_shape:
             raise ValueError(f"image shape changed from {input_shape} to {tuple(images.shape[1:])}")
         logits = model(images.to(device))
-        correct += (logits.argmax(1).cpu() == labels).sum().item()
-        count += len(labels)
-    if count == 0:
+        hits.append(logits.argmax(1).cpu() == labels)
+    if not hits:
         raise ValueError("no images to evaluate")
+    correct = torch.cat(hits)
     report = flop_report(model, input_shape, dense_flops(model, input_shape))
-    return EvalResult(100.0 * correct / count, count, report)
+    return EvalResult(100.0 * correct.sum().item() / len(correct), len(correct), report, correct)
