@@ -38,7 +38,7 @@ PAPER_POINTS = pd.DataFrame(
             "baseline": float("nan"),
             "accuracy_drop": float("nan"),  # not known
             "flops_reduction": 31.54,
-            "source": "secondary, 'up to' (the largest reduction reported)",
+            "source": "secondary; 'up to', its drop not known",
         },
     ]
 )
