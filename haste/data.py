@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -188,24 +189,141 @@ def cifar10_batches(root=None, split="test", batch_size=256, limit=None, downloa
     return TensorBatches(images, labels, batch_size, CIFAR10_MEAN, CIFAR10_STD, limit=limit, **kwargs)
 
 
-def imagenet_val_loader(root, batch_size=32, limit=None, num_workers=2):
-    """ImageNet validation (an ImageFolder ``root/<wnid>/*.JPEG``) with torchvision's preprocessing."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
+IMAGENET_LABELS_FILE = "labels.csv"  # of a flat validation folder: columns file, wnid (, class_index)
+
+
+@cache
+def _wnid_index() -> dict[str, int]:
+    from .imagenet_wnids import WNIDS
+
+    return {wnid: index for index, wnid in enumerate(WNIDS)}
+
+
+def _class_index(wnid: str, where: str) -> int:
+    index = _wnid_index().get(wnid)
+    if index is None:
+        raise ValueError(f"{where}: {wnid!r} is not one of the 1,000 ImageNet-1k wnids")
+    return index
+
+
+def _flat_samples(root: Path) -> list[tuple[Path, int]]:
+    import csv
+
+    images = root / "images" if (root / "images").is_dir() else root
+    with open(root / IMAGENET_LABELS_FILE, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "wnid"} <= set(rows[0]):
+        raise ValueError(f"{root / IMAGENET_LABELS_FILE}: expected columns file and wnid (and class_index)")
+    samples, seen = [], set()
+    for line, row in enumerate(rows, start=2):
+        where = f"{root / IMAGENET_LABELS_FILE} line {line}"
+        index = _class_index(row["wnid"], where)
+        if row.get("class_index") not in (None, "") and int(row["class_index"]) != index:
+            raise ValueError(f"{where}: class_index {row['class_index']}, but {row['wnid']} is class {index}")
+        if row["file"] in seen:
+            raise ValueError(f"{where}: {row['file']} is listed twice")
+        seen.add(row["file"])
+        samples.append((images / row["file"], index))
+    missing = [str(path) for path, _ in samples if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} images listed in {IMAGENET_LABELS_FILE} are missing: {missing[0]}"
+        )
+    return sorted(samples)
+
+
+def _image_folder_samples(root: Path) -> list[tuple[Path, int]]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    samples = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        index = _class_index(folder.name, f"{root}: class folder")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        samples += [(path, index) for path in files]
+    return samples
+
+
+def imagenet_val_samples(root: str | os.PathLike) -> list[tuple[Path, int]]:
+    """``(image path, class index)`` of every image of an ImageNet validation folder, in file order.
+
+    Two layouts: an ImageFolder ``root/<wnid>/*.JPEG``, or a flat folder (how the validation set
+    ships) with ``root/labels.csv`` (columns ``file``, ``wnid``, optionally ``class_index``, which
+    is then checked) and the images in ``root/images/`` or ``root``. The class index is the wnid's
+    position among all 1,000 sorted wnids (``haste.imagenet_wnids.WNIDS``), so a folder holding only
+    some classes keeps the true indices (torchvision's ``ImageFolder`` would renumber them 0..k-1).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no ImageNet validation folder at {root}")
+    flat = (root / IMAGENET_LABELS_FILE).is_file()
+    samples = _flat_samples(root) if flat else _image_folder_samples(root)
+    if not samples:
+        raise FileNotFoundError(f"{root}: no images (expected <wnid>/*.JPEG or {IMAGENET_LABELS_FILE})")
+    return samples
+
+
+def seeded_subset(count: int, limit: int | None, seed: int = 0) -> list[int]:
+    """``limit`` of ``range(count)`` drawn at random with ``seed``, in increasing order (all if None).
+
+    Validation files are often sorted by class, so a prefix would hold few classes.
+    """
+    if limit is None or limit >= count:
+        return list(range(count))
+    return sorted(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
+
+
+def imagenet_transform_name(resize: int | None, crop: int, preprocessing: str) -> str:
+    """How ImageNet images are prepared, as recorded in result rows: ``resize256-crop224-torchvision``."""
+    return f"{f'resize{resize}-' if resize else ''}crop{crop}-{preprocessing}"
+
+
+def imagenet_transform(mean, std, resize: int | None = 256, crop: int = 224):
+    """Resize the shorter side to ``resize`` (bilinear; ``None``: no resize), centre-crop ``crop``,
+    normalise ``(x / 255 - mean) / std`` per RGB channel."""
+    from torchvision import transforms
+
+    steps = [transforms.Resize(resize)] if resize else []
+    steps += [transforms.CenterCrop(crop), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return transforms.Compose(steps)
+
+
+class ImageNetVal(torch.utils.data.Dataset):
+    """``(image tensor, class index)`` of :func:`imagenet_val_samples`, RGB through ``transform``."""
+
+    def __init__(self, samples: list[tuple[Path, int]], transform):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            return self.transform(image.convert("RGB")), label
+
+
+def imagenet_val_loader(
+    root,
+    batch_size=32,
+    limit=None,
+    num_workers=2,
+    mean=None,
+    std=None,
+    resize: int | None = 256,
+    crop: int = 224,
+):
+    """ImageNet validation batches (either layout of :func:`imagenet_val_samples`), in file order.
+
+    Default preprocessing: torchvision's (resize 256, centre crop 224, its mean and std); pass a
+    model's ``mean``/``std`` (``haste.models.spec(name)``). ``limit``: a seeded random subset.
+    """
+    from torch.utils.data import DataLoader
 
     from .models import IMAGENET_MEAN, IMAGENET_STD
 
-    if not Path(root).is_dir():
-        raise FileNotFoundError(f"no ImageNet validation ImageFolder at {root}")
-    transform = transforms.Compose(
-        [
-            transforms.Resize(256),
-            transforms.CenterCrop(224),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
-    dataset = datasets.ImageFolder(str(root), transform=transform)
-    if limit is not None:
-        dataset = Subset(dataset, range(min(limit, len(dataset))))
-    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    samples = imagenet_val_samples(root)
+    samples = [samples[i] for i in seeded_subset(len(samples), limit)]
+    transform = imagenet_transform(mean or IMAGENET_MEAN, std or IMAGENET_STD, resize, crop)
+    return DataLoader(ImageNetVal(samples, transform), batch_size=batch_size, num_workers=num_workers)

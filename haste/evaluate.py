@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -16,11 +16,16 @@ from .flops import FlopReport, dense_flops, flop_report
 
 @dataclass
 class EvalResult:
-    """Accuracy (percent) and FLOPs per image, averaged over the evaluated images."""
+    """Accuracy (percent) and FLOPs per image, averaged over the evaluated images.
+
+    ``correct``: whether each image was classified correctly (bool ``[images]``, in batch order), for
+    paired comparisons of two models on the same images; not part of :meth:`to_dict`.
+    """
 
     accuracy: float
     images: int
     report: FlopReport
+    correct: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, float]:
         return {"accuracy": self.accuracy, "images": self.images, **self.report.totals()}
@@ -43,7 +48,7 @@ def evaluate(
     model.eval()
     reset_stats(model, record_patches=record_patches)
     device = next(model.parameters()).device
-    correct, count, nonfinite, input_shape = 0, 0, 0, None
+    hits, nonfinite, input_shape = [], 0, None
     total = len(batches) if hasattr(batches, "__len__") else None
     for images, labels in tqdm(batches, total=total, desc=description, disable=not progress):
         if images.ndim != 4:
@@ -54,16 +59,16 @@ def evaluate(
             raise ValueError(f"image shape changed from {input_shape} to {tuple(images.shape[1:])}")
         logits = model(images.to(device))
         finite = torch.isfinite(logits).all(1).cpu()
-        correct += ((logits.argmax(1).cpu() == labels) & finite).sum().item()
-        nonfinite += len(finite) - finite.sum().item()
-        count += len(labels)
-    if count == 0:
+        hits.append((logits.argmax(1).cpu() == labels) & finite)
+        nonfinite += len(finite) - int(finite.sum().item())
+    if not hits:
         raise ValueError("no images to evaluate")
+    correct = torch.cat(hits)
     if nonfinite:
         warnings.warn(
-            f"{nonfinite} of {count} images gave non-finite logits (NaN or Inf); they count as wrong",
+            f"{nonfinite} of {len(correct)} images gave non-finite logits (NaN or Inf); they count as wrong",
             RuntimeWarning,
             stacklevel=2,
         )
     report = flop_report(model, input_shape, dense_flops(model, input_shape))
-    return EvalResult(100.0 * correct / count, count, report)
+    return EvalResult(100.0 * correct.sum().item() / len(correct), len(correct), report, correct)

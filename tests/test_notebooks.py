@@ -66,7 +66,11 @@ def test_table_figures_and_other_outputs(quick_results):
 
 def test_imagenet_quick_run_writes_only_to_quick(quick_results):
     sweep = pd.read_csv(quick_results / "imagenet_sweep.csv")
-    assert list(sweep.columns) == RESULT_COLUMNS
+    assert list(sweep.columns) == RESULT_COLUMNS + ["per_image_correct"]
+    summary = pd.read_csv(quick_results / "imagenet_sweep_summary.csv")
+    assert {"accuracy_drop_std", "accuracy_drop_se", "accuracy_drop_ci_low"} <= set(summary.columns)
+    assert (quick_results / "imagenet_sweep_operating_point.csv").is_file()
+    assert (quick_results / "figures" / "imagenet_tradeoff.png").stat().st_size > 1000
     assert (sweep.weights_source == "random init").all() and (sweep.images == 4).all()
     assert not (quick_results.parent / "imagenet_sweep.csv").exists()
 

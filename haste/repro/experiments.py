@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__, models
 from ..convert import convert, haste_layers, set_hyperplanes
-from ..data import cifar10_batches, imagenet_val_loader
+from ..data import cifar10_batches, imagenet_transform_name, imagenet_val_loader
 from ..evaluate import evaluate
 from ..models.paper_weights import paper_checkpoint
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
@@ -60,12 +60,14 @@ RESULT_COLUMNS = [
     "haste_version",
     "commit",
     "code_fingerprint",
+    "transform",  # how the images were prepared (haste.data.imagenet_transform_name)
 ]
 # every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
 REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
+PER_IMAGE_COLUMN = "per_image_correct"  # sweep(per_image=True): hex of the packed per-image hits
 
 
-def _provenance(model_name: str, info) -> dict:
+def _provenance(model_name: str, info, resize: int | None = 256) -> dict:
     return {
         "model": model_name,
         "weights_source": info.source,
@@ -73,6 +75,7 @@ def _provenance(model_name: str, info) -> dict:
         "haste_version": __version__,
         "commit": git_commit(),
         "code_fingerprint": code_fingerprint(),
+        "transform": transform_name(model_name, resize),
     }
 
 
@@ -81,12 +84,42 @@ def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
 
 
 def evaluation_batches(
-    model_name: str, data: str | os.PathLike, limit: int | None, batch_size: int = 256, download: bool = False
+    model_name: str,
+    data: str | os.PathLike,
+    limit: int | None,
+    batch_size: int = 256,
+    download: bool = False,
+    resize: int | None = 256,
 ):
-    """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val)."""
-    if models.spec(model_name).dataset == "cifar10":
+    """The evaluation images of the model's dataset (CIFAR-10 test split or ImageNet val).
+
+    ImageNet images are resized to ``resize`` (``None``: as they are) and centre-cropped to the
+    model's input size, normalised as the model expects; see :func:`transform_name`.
+    """
+    spec = models.spec(model_name)
+    if spec.dataset == "cifar10":
         return cifar10_batches(data, "test", batch_size, limit=limit, download=download)
-    return imagenet_val_loader(data, batch_size=batch_size, limit=limit)  # streamed, not held
+    return imagenet_val_loader(  # streamed, not held
+        data, batch_size, limit, mean=spec.mean, std=spec.std, resize=resize, crop=spec.input_size
+    )
+
+
+def transform_name(model_name: str, resize: int | None = 256) -> str:
+    """The ``transform`` of a result row: ``normalise-cifar10``, ``resize256-crop224-torchvision``..."""
+    spec = models.spec(model_name)
+    if spec.dataset == "cifar10":
+        return "normalise-cifar10"  # the 32x32 images as they are, the zoo's mean and std
+    return imagenet_transform_name(resize, spec.input_size, spec.preprocessing)
+
+
+def pack_correct(correct: torch.Tensor) -> str:
+    """Per-image hits (bool ``[N]``) as a hex string, 4 images a digit (the CSV's ``per_image_correct``)."""
+    return np.packbits(correct.numpy().astype(bool)).tobytes().hex()
+
+
+def unpack_correct(text: str, images: int) -> np.ndarray:
+    """The inverse of :func:`pack_correct`: bool ``[images]``."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:images].astype(bool)
 
 
 def sweep(
@@ -105,6 +138,8 @@ def sweep(
     reuse: pd.DataFrame | None = None,
     device: str | torch.device | None = None,
     shard: str | tuple[int, int] | Shard | None = None,
+    resize: int | None = 256,
+    per_image: bool = False,
 ) -> pd.DataFrame:
     """Dense baseline plus HASTE at every ``L`` for every hyperplane seed, one row each.
 
@@ -113,12 +148,16 @@ def sweep(
     computed (see :func:`reusable_rows`) is taken as it is, and only the others are evaluated.
     ``device``: where the model runs (see :func:`resolve_device`); batches move there one at a time.
     ``shard``: ``"K/N"``, evaluate only every N-th HASTE measurement from the K-th (see :class:`Shard`).
+    ``resize``: ImageNet images' shorter side before the centre crop (``None``: no resize).
+    ``per_image``: add the column ``per_image_correct`` (:func:`pack_correct`), for paired
+    uncertainties of the drops (``haste.repro.uncertainty``).
     """
     device, shard = resolve_device(device), as_shard(shard)
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
-    batches = evaluation_batches(model_name, data, limit, batch_size, download)
-    provenance = _provenance(model_name, info)
+    batches = evaluation_batches(model_name, data, limit, batch_size, download, resize)
+    provenance = _provenance(model_name, info, resize)
+    transform = provenance["transform"]
     # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
     key = {
         "model": model_name,
@@ -126,17 +165,35 @@ def sweep(
         "data": str(Path(data).resolve()),
         "limit": limit,
         "batch_size": batch_size,
+        "transform": transform,
     } | device_key(device)
+    if per_image:
+        key["per_image"] = True
     rows = []
 
     def measure(label, network, **extra):
-        compute = lambda: evaluate(network(), batches, progress=progress, description=label).to_dict()
+        def compute():
+            result = evaluate(network(), batches, progress=progress, description=label)
+            return {
+                **result.to_dict(),
+                **({PER_IMAGE_COLUMN: pack_correct(result.correct)} if per_image else {}),
+            }
+
         return cached_measurement({**key, **extra}, compute)
 
     dense = measure(f"{model_name} dense", lambda: model, dense=True)
     stored = {}
     if reuse is not None:
-        stored = reusable_rows(reuse, model_name, info.sha256, dense["images"], settings, dense["accuracy"])
+        stored = reusable_rows(
+            reuse,
+            model_name,
+            info.sha256,
+            dense["images"],
+            settings,
+            dense["accuracy"],
+            transform=transform,
+            per_image=per_image,
+        )
         _report_reuse(model_name, stored, hyperplanes, seeds, baseline)
     if baseline:
         rows.append(stored.get("dense", {**provenance, **dense, "accuracy_drop": 0.0}))
@@ -173,7 +230,7 @@ def sweep(
                     "accuracy_drop": dense["accuracy"] - result["accuracy"],
                 }
             )
-    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS + ([PER_IMAGE_COLUMN] if per_image else []))
 
 
 def reusable_rows(
@@ -184,6 +241,8 @@ def reusable_rows(
     settings: HasteSettings = DEFAULT_SETTINGS,
     dense_accuracy: float | None = None,
     fingerprint: str | None = None,
+    transform: str | None = None,
+    per_image: bool = False,
 ) -> dict:
     """The rows of ``results`` a :func:`sweep` may take instead of evaluating: ``{"dense": row,
     (L, seed): row, ...}`` (rows as dicts), or ``{}`` when none may be.
@@ -196,11 +255,23 @@ def reusable_rows(
     ``dense_accuracy``, the dense model just measured on this call's data, must equal its accuracy:
     the rows do not name their data, and another copy of the test split (the lossless original
     against the JPEG mirror) has the same image count. Weights without a hash (random init) never
-    count.
+    count. With ``transform``, rows must name it (or, written before the column, be the default
+    transform); with ``per_image``, rows must carry their per-image hits. Each row keeps the commit
+    that computed it; after a change to the numeric code, recompute instead of reusing.
     """
     fingerprint = code_fingerprint() if fingerprint is None else fingerprint
     if not weights_sha256 or results.empty or "code_fingerprint" not in results:
         return {}
+    if "transform" not in results:  # written before the column: the default transforms
+        results = results.assign(transform=np.nan)
+    if transform is not None:
+        default = transform in ("resize256-crop224-torchvision", "normalise-cifar10")
+        results = results[(results["transform"] == transform) | (results["transform"].isna() & default)]
+    columns_kept = RESULT_COLUMNS + ([PER_IMAGE_COLUMN] if per_image else [])
+    if per_image:
+        if PER_IMAGE_COLUMN not in results:
+            return {}
+        results = results[results[PER_IMAGE_COLUMN].notna()]
     rows = results[
         (results["code_fingerprint"] == fingerprint)
         & (results["model"] == model_name)
@@ -223,7 +294,7 @@ def reusable_rows(
         else:
             matches = column == value
         haste_rows = haste_rows[matches]
-    columns = lambda row: {column: row[column] for column in RESULT_COLUMNS}
+    columns = lambda row: {column: row[column] for column in columns_kept}
     found = {"dense": columns(dense.iloc[0])}
     for _, row in haste_rows.iterrows():
         found.setdefault((int(row.num_hyperplanes), int(row.seed)), columns(row))
@@ -253,8 +324,10 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_rows(path: str | os.PathLike) -> pd.DataFrame:
-    """Result rows from a CSV, the hashes read as text."""
-    return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str, "code_fingerprint": str})
+    """Result rows from a CSV, hashes and per-image hits as text (not numbers)."""
+    return pd.read_csv(
+        path, dtype={"weights_sha256": str, "commit": str, "code_fingerprint": str, PER_IMAGE_COLUMN: str}
+    )
 
 
 def sweep_models(
