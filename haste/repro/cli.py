@@ -430,6 +430,7 @@ def _download(args) -> int:
     print(download.format_manifest(rows, directory))
     where = "" if args.dir is None else f" --weights-dir {directory}"
     print(f"use them with `python -m haste eval --weights paper{where}`, or the notebooks' weights parameter")
+    return 0
 
 
 # --- import -------------------------------------------------------------------------------------

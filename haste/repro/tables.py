@@ -17,7 +17,9 @@ def main_table(results: pd.DataFrame, summary: pd.DataFrame, convention: str | N
     """
     if convention is not None and pd.isna(convention):  # read back from a table written without one
         convention = None
-    paper = PAPER_POINTS.set_index("model")
+    # the paper's points of the summary's dataset only (its CIFAR-10 table, or its ImageNet table)
+    datasets = {name.split("/")[0] for name in summary.model}
+    paper = PAPER_POINTS[PAPER_POINTS.dataset.isin(datasets)].set_index("model")
     max_drop = allowed_drops(summary.model.unique())
     points = operating_points(summary, max_drop).set_index("model")
     baseline = results[results.num_hyperplanes.isna()].set_index("model")
