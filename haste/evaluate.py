@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
 
 import torch
@@ -49,7 +49,7 @@ def evaluate(
     reset_stats(model, record_patches=record_patches)
     device = next(model.parameters()).device
     hits, nonfinite, input_shape = [], 0, None
-    total = len(batches) if hasattr(batches, "__len__") else None
+    total = len(batches) if isinstance(batches, Sized) else None
     for images, labels in tqdm(batches, total=total, desc=description, disable=not progress):
         if images.ndim != 4:
             raise ValueError(f"expected image batches [B, C, H, W], got shape {tuple(images.shape)}")
@@ -70,5 +70,6 @@ def evaluate(
             RuntimeWarning,
             stacklevel=2,
         )
+    assert input_shape is not None  # at least one batch was seen
     report = flop_report(model, input_shape, dense_flops(model, input_shape))
     return EvalResult(100.0 * correct.sum().item() / len(correct), len(correct), report, correct)

@@ -22,7 +22,7 @@ import torch
 try:  # numba is a dependency; without it the torch version runs
     import numba
 except ImportError:  # pragma: no cover
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .functional import Tiling
@@ -40,7 +40,7 @@ def available(x: torch.Tensor, needs_grad: bool) -> bool:
 
 def torch_threads() -> int:
     """Run numba's parallel loops on as many threads as torch uses (the kernels sit between torch ops)."""
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     numba.set_num_threads(threads)
     return threads
 

@@ -49,6 +49,12 @@ class HasteConv2d(nn.Conv2d):
     output, and NaN or infinite inputs leave every output finite that ``nn.Conv2d`` leaves finite.
     """
 
+    # two-dimensional and numeric here (nn.Conv2d types them as any-length tuples, padding maybe text)
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    _pending_sums: torch.Tensor | None  # [sum of buckets, sum of buckets x outputs], not yet read
+
     def __init__(
         self,
         *args,
@@ -169,7 +175,8 @@ class HasteConv2d(nn.Conv2d):
 
     @property
     def window(self) -> tuple[int, int]:
-        return tuple((self._patch_size - 1) * s + k for s, k in zip(self.stride, self.kernel_size))
+        (s_h, s_w), (k_h, k_w) = self.stride, self.kernel_size
+        return (self._patch_size - 1) * s_h + k_h, (self._patch_size - 1) * s_w + k_w
 
     def _draw(self) -> torch.Tensor:
         win_h, win_w = self.window
@@ -236,7 +243,9 @@ class HasteConv2d(nn.Conv2d):
         """For ``grouping="random"``: a fixed random rank of every channel in every tile."""
         if self.grouping == "lsh":
             return None
-        tiling = Tiling(tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding, self._patch_size)
+        tiling = Tiling(
+            (x.shape[-2], x.shape[-1]), self.kernel_size, self.stride, self.padding, self._patch_size
+        )
         tiles = tiling.tiles[0] * tiling.tiles[1]
         generator = torch.Generator().manual_seed(self._seed + 1_000_003)
         keys = torch.rand(tiles, self.in_channels, generator=generator)
@@ -303,7 +312,7 @@ class HasteConv2d(nn.Conv2d):
     def reset_stats(self) -> None:
         area = self.kernel_size[0] * self.kernel_size[1]
         self._stats = LayerStats(self.in_channels, self.out_channels, area)
-        self._pending_sums: torch.Tensor | None = None  # [sum of buckets, sum of buckets x outputs]
+        self._pending_sums = None
 
 
 def _autocast_applies(x: torch.Tensor) -> bool:
@@ -321,9 +330,9 @@ def _numeric_padding(conv: nn.Conv2d) -> tuple[int, int]:
         if conv.padding == "valid":
             return (0, 0)
         if all(k % 2 == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride):
-            return tuple(k // 2 for k in conv.kernel_size)
+            return conv.kernel_size[0] // 2, conv.kernel_size[1] // 2
         raise ValueError(f"padding={conv.padding!r} with kernel {conv.kernel_size} is not supported")
-    return tuple(conv.padding)
+    return conv.padding[0], conv.padding[1]
 
 
 def unsupported_reason(conv: nn.Conv2d) -> str | None:

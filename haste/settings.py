@@ -34,7 +34,7 @@ def check_num_hyperplanes(value) -> int:
 
 
 def check_sparsity(value) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0.0 <= float(value) < 1.0:
         raise ValueError(f"sparsity must be a number in [0, 1), not {value!r}")
     return float(value)
 

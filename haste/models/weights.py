@@ -109,9 +109,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path))
+            state: object = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)  # a dict, or not: checked below
             if isinstance(state, dict) and "state_dict" in state:
                 state = state["state_dict"]
     except Exception as error:  # corrupt or truncated files surface as many exception types

@@ -295,7 +295,7 @@ def reusable_rows(
             matches = column == value
         haste_rows = haste_rows[matches]
     columns = lambda row: {column: row[column] for column in columns_kept}
-    found = {"dense": columns(dense.iloc[0])}
+    found: dict = {"dense": columns(dense.iloc[0])}
     for _, row in haste_rows.iterrows():
         found.setdefault((int(row.num_hyperplanes), int(row.seed)), columns(row))
     return found
@@ -555,6 +555,7 @@ def l1_pruning_control(
             for name, layer in haste_layers(converted):
                 keep = round(layer.stats.conv / layer.stats.dense * layer.in_channels)
                 conv = pruned.get_submodule(name)
+                assert isinstance(conv, torch.nn.Conv2d)
                 norms = conv.weight.detach().abs().sum(dim=(0, 2, 3))
                 dropped = norms.argsort(descending=True)[keep:]
                 with torch.no_grad():

@@ -92,7 +92,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     )
     if test_images is None:
         test_images = load_cifar10(config.data, "test")
-    test_batches = TensorBatches(*test_images, 500, spec.mean, spec.std, channels_last=config.channels_last)
+    test_images, test_labels = test_images
+    test_batches = TensorBatches(
+        test_images, test_labels, 500, spec.mean, spec.std, channels_last=config.channels_last
+    )
 
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -185,7 +188,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
             writer = csv.DictWriter(handle, fieldnames=list(row))
             writer.writeheader()
             writer.writerows(log)
-        print(json.dumps({"model": config.model, **{k: round(v, 4) for k, v in row.items()}}), flush=True)
+        print(
+            json.dumps({"model": config.model, **{k: round(float(v), 4) for k, v in row.items()}}), flush=True
+        )
     return state_path
 
 
@@ -264,7 +269,8 @@ def export(
 
     model, _ = models.load(config.model, weights=target)
     spec = models.spec(config.model)
-    test = TensorBatches(*load_cifar10(data, "test"), 500, spec.mean, spec.std)
+    test_images, test_labels = load_cifar10(data, "test")
+    test = TensorBatches(test_images, test_labels, 500, spec.mean, spec.std)
     test_acc, _ = accuracy(model, test, torch.device("cpu"))
     recipe = {k: v for k, v in state["config"].items() if k not in ("model", "data", "train_limit")}
     row = {
