@@ -136,7 +136,7 @@ def check_command(tokens: list[str]) -> None:
             parses(cli.build_parser(), arguments)
         elif module == "haste.repro.notebooks":
             parses(notebooks.build_parser(), arguments)
-            notebooks.check_names([a for a in arguments if not a.startswith("-")])
+            notebooks.check_names(notebooks.build_parser().parse_args(arguments).names)
         else:
             assert module == "pip" or importlib.util.find_spec(module), f"no module {module}"
     elif program in ("python", "python3", "bash", "sh") and arguments:
@@ -144,7 +144,8 @@ def check_command(tokens: list[str]) -> None:
     elif program.startswith("./") or re.match(r"^[\w./-]+\.(sh|py)$", program):  # a script run directly
         assert (ROOT / program).is_file(), f"no file {program}"
         if program == "./run_all.sh":
-            values = {i + 1 for i, a in enumerate(arguments) if a == "--data"}  # --data PATH
+            taking_values = ("--data", "--weights", "--device", "--shard")  # e.g. --data PATH
+            values = {i + 1 for i, a in enumerate(arguments) if a in taking_values}
             names = [a for i, a in enumerate(arguments) if not a.startswith("-") and i not in values]
             for name in names:
                 assert (ROOT / "notebooks" / f"{name}.ipynb").is_file(), f"no notebook {name}"
