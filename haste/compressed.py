@@ -104,54 +104,54 @@ def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size,
     rows, cols = (offsets.numpy() for offsets in _kernel_offsets(tiling, patch_size))
     out = x.new_empty(n, out_h, out_w, c_out)
     shift = (bias.detach() if bias is not None else x.new_zeros(c_out)).to(x.dtype).contiguous().numpy()
-    threads = fused.torch_threads()
-    padded = pad_to_tiles(x, tiling).detach().numpy()
-    planes = hyperplanes.to(x.dtype).contiguous().numpy()
-    tiles = tiles_h * tiles_w
-    num_buckets = torch.empty(n * tiles, dtype=torch.int64)
-    columns_per_bucket = patch_size * patch_size * kh * kw
-    chunk = max(1, HASHED_CHUNK_FLOATS // (tiles * channels * (columns_per_bucket + 2)))  # images
-    runs = max(1, math.ceil(8 * threads / blocks))  # tasks enough to balance the threads
-    for image in range(0, n, chunk):
-        images = min(chunk, n - image)
-        members = np.empty((images * tiles, channels), dtype=np.int32)
-        starts = np.empty((images * tiles, channels + 1), dtype=np.int32)
-        columns = np.empty((images * tiles, channels, columns_per_bucket), dtype=padded.dtype)
-        counts = num_buckets[image * tiles : (image + images) * tiles].numpy()
-        _hash_tiles(
-            padded,
-            planes,
-            centre,
-            image,
-            tiles,
-            tiles_w,
-            patch_size,
-            stride[0],
-            stride[1],
-            win_h,
-            win_w,
-            rows,
-            cols,
-            members,
-            starts,
-            columns,
-            counts,
-        )
-        _merged_products(
-            table,
-            members,
-            starts,
-            columns,
-            counts,
-            image,
-            tiles,
-            tiles_w,
-            patch_size,
-            c_out,
-            runs,
-            shift,
-            out.numpy(),
-        )
+    with fused.torch_threads() as threads:
+        padded = pad_to_tiles(x, tiling).detach().numpy()
+        planes = hyperplanes.to(x.dtype).contiguous().numpy()
+        tiles = tiles_h * tiles_w
+        num_buckets = torch.empty(n * tiles, dtype=torch.int64)
+        columns_per_bucket = patch_size * patch_size * kh * kw
+        chunk = max(1, HASHED_CHUNK_FLOATS // (tiles * channels * (columns_per_bucket + 2)))  # images
+        runs = max(1, math.ceil(8 * threads / blocks))  # tasks enough to balance the threads
+        for image in range(0, n, chunk):
+            images = min(chunk, n - image)
+            members = np.empty((images * tiles, channels), dtype=np.int32)
+            starts = np.empty((images * tiles, channels + 1), dtype=np.int32)
+            columns = np.empty((images * tiles, channels, columns_per_bucket), dtype=padded.dtype)
+            counts = num_buckets[image * tiles : (image + images) * tiles].numpy()
+            _hash_tiles(
+                padded,
+                planes,
+                centre,
+                image,
+                tiles,
+                tiles_w,
+                patch_size,
+                stride[0],
+                stride[1],
+                win_h,
+                win_w,
+                rows,
+                cols,
+                members,
+                starts,
+                columns,
+                counts,
+            )
+            _merged_products(
+                table,
+                members,
+                starts,
+                columns,
+                counts,
+                image,
+                tiles,
+                tiles_w,
+                patch_size,
+                c_out,
+                runs,
+                shift,
+                out.numpy(),
+            )
     return out.permute(0, 3, 1, 2), num_buckets.view(n, -1)
 
 

@@ -13,7 +13,9 @@ zero (summation order differs); tests compare both with a per-patch loop.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,11 +40,22 @@ def available(x: torch.Tensor, needs_grad: bool) -> bool:
     )
 
 
-def torch_threads() -> int:
-    """Run numba's parallel loops on as many threads as torch uses (the kernels sit between torch ops)."""
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+@contextlib.contextmanager
+def torch_threads() -> Iterator[int]:
+    """Run numba's parallel loops on as many threads as torch uses (the kernels sit between torch ops).
+
+    Yields that count. numba's OpenMP layer starts its thread pool at the first parallel kernel, and
+    that resets the thread count torch reports (1 became 2), which would silently override a
+    ``torch.set_num_threads`` for the rest of the process; torch's count is restored on exit.
+    """
+    count = torch.get_num_threads()
+    threads = max(1, min(count, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     numba.set_num_threads(threads)
-    return threads
+    try:
+        yield threads
+    finally:
+        if torch.get_num_threads() != count:
+            torch.set_num_threads(count)
 
 
 def merged_columns(
@@ -56,26 +69,26 @@ def merged_columns(
     n = padded.shape[0]
     (tiles_h, tiles_w), (win_h, win_w) = tiling.tiles, tiling.window
     num_buckets = torch.empty(n * tiles_h * tiles_w, dtype=torch.int64)
-    threads = torch_threads()
-    _fill_columns(
-        padded.numpy(),
-        hyperplanes.to(padded.dtype).contiguous().numpy(),
-        centre,
-        tiles_h,
-        tiles_w,
-        tiling.patch_size,
-        tiling.stride[0],
-        tiling.stride[1],
-        win_h,
-        win_w,
-        tiling.kernel_size[0],
-        tiling.kernel_size[1],
-        tiling.out_size[0],
-        tiling.out_size[1],
-        columns.numpy(),
-        num_buckets.numpy(),
-        8 * threads,
-    )
+    with torch_threads() as threads:
+        _fill_columns(
+            padded.numpy(),
+            hyperplanes.to(padded.dtype).contiguous().numpy(),
+            centre,
+            tiles_h,
+            tiles_w,
+            tiling.patch_size,
+            tiling.stride[0],
+            tiling.stride[1],
+            win_h,
+            win_w,
+            tiling.kernel_size[0],
+            tiling.kernel_size[1],
+            tiling.out_size[0],
+            tiling.out_size[1],
+            columns.numpy(),
+            num_buckets.numpy(),
+            8 * threads,
+        )
     return num_buckets.view(n, -1)
 
 

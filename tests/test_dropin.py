@@ -1,6 +1,9 @@
 """HasteConv2d as a drop-in nn.Conv2d at the edges: weight edits, non-finite inputs, half types,
 autocast, empty batches. Compared with nn.Conv2d and the per-patch loop of tests/reference.py."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -198,3 +201,26 @@ def test_the_functions_take_empty_batches_too():
     for function in (haste_conv2d, haste_conv2d_compressed):
         out, buckets = function(torch.randn(0, 4, 8, 8), weight, None, (1, 1), (1, 1), planes, 3)
         assert out.shape == (0, 6, 8, 8) and buckets.shape == (0, 9)
+
+
+@pytest.mark.parametrize("execution", ["gemm", "compressed"])
+def test_a_forward_keeps_torchs_thread_count(execution):
+    """numba's OpenMP pool starts at the first parallel kernel and reset the count torch reports (1
+    became 2), overriding the user's torch.set_num_threads for the rest of the process. Checked in a
+    fresh interpreter, since only the first kernel of a process does it."""
+    script = f"""
+import torch
+from torch import nn
+import haste
+torch.set_num_threads(1)
+model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1))
+model = haste.convert(model.eval(), 6)  # the first layer stays dense: torch's pool starts first
+haste.set_execution(model, "{execution}")
+with torch.inference_mode():
+    model(torch.randn(2, 3, 8, 8))
+print(torch.get_num_threads())
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    env["NUMBA_NUM_THREADS"] = "2"  # a pool larger than torch's count, as on any multi-core machine
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == "1"
