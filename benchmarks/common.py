@@ -1,7 +1,7 @@
-"""What the benchmarks share: the device, one loader, one timer and one peak-memory helper.
+"""What the benchmarks share: the device and CPU name, one loader, one timer and one peak-memory helper.
 
-``speed.py``, ``eval_speed.py`` and ``profile_paths.py`` import it (``benchmarks/`` is on
-``sys.path`` when they run as scripts).
+``speed.py``, ``eval_speed.py``, ``profile_paths.py`` and ``hash_stability.py`` import it
+(``benchmarks/`` is on ``sys.path`` when they run as scripts).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import platform
 import resource
 import statistics
 import time
@@ -28,6 +29,17 @@ PATHS = ("dense", "eval", "compressed")
 
 
 # -- the device ---------------------------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; else what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def prepare_device(parser: argparse.ArgumentParser, device: torch.device) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numba
 import pandas as pd
 import torch
+from common import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 import haste
 from haste import models
@@ -167,7 +167,7 @@ def main() -> None:
     environment = {
         "torch": torch.__version__,
         "numba": numba.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "commit": commit,
         "code_fingerprint": code_fingerprint(),
     }

@@ -41,7 +41,6 @@ import argparse
 import copy
 import itertools
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -52,6 +51,7 @@ from common import (  # benchmarks/ is on sys.path when run as a script
     DEFAULT_DATA,
     PATHS,
     REPO,
+    cpu_name,
     load_model,
     model_inputs,
     peak_memory_mib,
@@ -292,14 +292,7 @@ def bench_models(args) -> list[dict]:
 
 
 def machine(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     context = {
         "device": f"cpu: {cpu}",
         "threads": torch.get_num_threads(),

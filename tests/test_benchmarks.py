@@ -1,10 +1,11 @@
-"""The speed benchmark runs end to end and its CSV is internally consistent (not a timing test)."""
+"""The benchmarks run end to end and their outputs are internally consistent (not timing tests)."""
 
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import speed  # noqa: E402
@@ -82,3 +83,15 @@ def test_unusable_devices_are_refused_clearly(tmp_path, capsys, device, message)
     with pytest.raises(SystemExit):
         speed.main(["--device", device, "--parts", "layers", "--out", str(tmp_path)])
     assert message in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_hash_stability_counts_flipped_bits_and_buckets_by_hand():
+    import hash_stability
+
+    a = torch.tensor([[[0b101, 0b101, 0b011]]], dtype=torch.int32)  # one image, one tile, 3 channels
+    b = torch.tensor([[[0b100, 0b101, 0b000]]], dtype=torch.int32)
+    assert hash_stability.flipped_bits(a, b, 3) == 1 + 0 + 2
+    assert hash_stability.flipped_bits(a, a, 3) == 0
+    assert hash_stability.bucket_counts(a).tolist() == [[2]] and hash_stability.bucket_counts(b).tolist() == [
+        [3]
+    ]

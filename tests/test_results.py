@@ -140,3 +140,36 @@ def test_checkpoint_quality_rows_name_shipped_or_recorded_checkpoints():
         assert (RECORDED.parent / entry.log).is_file(), entry.log
         assert entry.command.startswith("python -m haste train")
     assert rows.epochs.nunique() >= 4, "at least four checkpoints"
+
+
+def test_hash_stability_compares_every_configuration_with_the_reference():
+    rows = committed("hash_stability.csv")
+    assert set(rows.weights_sha256) <= SHIPPED_HASHES
+    assert all(re.fullmatch(r"[0-9a-f]{40}", commit) for commit in rows["commit"]), "a clean tree's commit"
+    assert (rows.images == 10_000).all() and rows.bits_compared.nunique() == 1
+    assert {(b, t) for b, t in zip(rows.batch_size, rows.threads)} >= {(1, 1), (1, 2), (32, 1), (256, 2)}
+    reference = rows[(rows.batch_size == 256) & (rows.threads == 2)].iloc[0]
+    assert reference.bits_flipped == 0 and reference.predictions_changed == 0
+    assert rows.bit_flip_rate.to_numpy() == pytest.approx(
+        (rows.bits_flipped / rows.bits_compared).to_numpy(), rel=1e-5
+    )
+    assert (
+        rows[["bit_flip_rate", "codes_changed_rate", "patches_bucket_count_changed_rate"]].le(1).all().all()
+    )
+
+
+def test_imagenet_sweep_is_the_recorded_checkpoint_on_all_1300_images_with_three_seeds():
+    rows = committed("imagenet_sweep.csv")
+    imported = pd.read_csv(Path(__file__).resolve().parents[1] / "weights" / "imported.csv", dtype=str)
+    assert set(rows.weights_sha256) <= set(imported.sha256), "every row names a recorded import"
+    assert (rows.images == 1300).all() and rows.transform.notna().all()
+    assert all(re.fullmatch(r"[0-9a-f]{40}", commit) for commit in rows["commit"])
+    haste_rows = rows.dropna(subset=["num_hyperplanes"])
+    assert (haste_rows.sparsity == 0.5).all(), "the paper's ImageNet sparsity"
+    assert (haste_rows.groupby(["model", "num_hyperplanes"]).seed.nunique() >= 3).all()
+    summary = committed("imagenet_sweep_summary.csv").set_index(["model", "num_hyperplanes"])
+    means = haste_rows.groupby(["model", "num_hyperplanes"])[["accuracy_drop", "flops_reduction"]].mean()
+    for index, mean in means.iterrows():
+        assert summary.loc[index, "accuracy_drop"] == pytest.approx(mean.accuracy_drop, abs=1e-4)
+        assert summary.loc[index, "flops_reduction"] == pytest.approx(mean.flops_reduction, abs=1e-4)
+        assert summary.loc[index, "accuracy_drop_se"] > 0

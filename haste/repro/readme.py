@@ -142,6 +142,12 @@ def kept_by_stage(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def with_dense_accuracy(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary's rows, each with its model's dense accuracy from the sweep's dense row."""
+    dense = rows[rows.num_hyperplanes.isna()].set_index("model").accuracy.rename("dense_accuracy")
+    return summary.join(dense, on="model").sort_values(["model", "num_hyperplanes"])
+
+
 def recipe_field(field: str) -> Cell:
     return lambda row: str(json.loads(row["recipe"])[field]).lower()
 
@@ -403,6 +409,57 @@ TABLES: dict[str, Table] = {
             Column("CPU hours", fixed("train_cpu_hours")),
             Column("training commit", short("train_commit", 7)),
             Column("SHA-256", short("sha256", 12)),
+        ),
+    ),
+    "imagenet_sweep": Table(
+        ("results/imagenet_sweep_summary.csv", "results/imagenet_sweep.csv"),
+        (
+            Column("model", text("model", "`{}`")),
+            Column("L", lambda row: str(int(row.num_hyperplanes))),
+            Column("dense top-1 (%)", fixed("dense_accuracy")),
+            Column("HASTE top-1 (%)", mean_std("accuracy")),
+            Column("drop (pp), std over seeds", mean_std("accuracy_drop")),
+            Column("paired SE over images (pp)", fixed("accuracy_drop_se")),
+            Column(
+                "95% interval over images (pp)",
+                lambda row: f"{row.accuracy_drop_ci_low:.2f} - {row.accuracy_drop_ci_high:.2f}",
+            ),
+            Column("FLOPs reduction (%)", mean_std("flops_reduction")),
+            Column("conv + linear, no overhead (%)", fixed("flops_reduction_convlinear_no_overhead")),
+            Column("images", text("images")),
+        ),
+        with_dense_accuracy,
+    ),
+    "imagenet_operating_point": Table(
+        ("results/imagenet_sweep_operating_point.csv",),
+        (
+            Column("model", text("model", "`{}`")),
+            Column("drop (pp)", fixed("max_drop")),
+            Column("FLOPs reduction (%), interpolated", fixed("flops_reduction")),
+            Column(
+                "95% interval over images (%)",
+                lambda row: f"{row.flops_reduction_ci_low:.2f} - {row.flops_reduction_ci_high:.2f}",
+            ),
+            Column("between L", text("between_L")),
+            Column("resamples outside the grid", lambda row: f"{row.outside_grid:.1%}"),
+        ),
+    ),
+    "hash_stability": Table(
+        ("results/hash_stability.csv",),
+        (
+            Column("batch", text("batch_size")),
+            Column("threads", text("threads")),
+            Column("hash bits flipped", lambda row: f"{row.bit_flip_rate:.2e}"),
+            Column("channel codes changed", lambda row: f"{row.codes_changed_rate:.2e}"),
+            Column(
+                "patches with another bucket count",
+                lambda row: f"{row.patches_bucket_count_changed_rate:.2e}",
+            ),
+            Column("predictions changed", text("predictions_changed")),
+            Column("largest logit change", lambda row: f"{row.max_abs_logit_change:.2g}"),
+            Column("median logit change", lambda row: f"{row.median_abs_logit_change:.2g}"),
+            Column("accuracy (%)", fixed("accuracy")),
+            Column("FLOPs reduction (%)", fixed("flops_reduction", 4)),
         ),
     ),
     "speed_cpu_models": Table(("results/speed/models.csv",), SPEED_CPU_COLUMNS, speed_by_case),
