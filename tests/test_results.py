@@ -162,7 +162,7 @@ def test_imagenet_sweep_is_the_recorded_checkpoint_on_all_1300_images_with_three
     rows = committed("imagenet_sweep.csv")
     imported = pd.read_csv(Path(__file__).resolve().parents[1] / "weights" / "imported.csv", dtype=str)
     assert set(rows.weights_sha256) <= set(imported.sha256), "every row names a recorded import"
-    assert (rows.images == 1300).all() and rows.transform.notna().all()
+    assert (rows.images == 1300).all() and rows["transform"].notna().all()
     assert all(re.fullmatch(r"[0-9a-f]{40}", commit) for commit in rows["commit"])
     haste_rows = rows.dropna(subset=["num_hyperplanes"])
     assert (haste_rows.sparsity == 0.5).all(), "the paper's ImageNet sparsity"
