@@ -6,6 +6,7 @@
 # records the file's SHA-256, test accuracy, the exact command and the training log under
 # results/checkpoint_quality/.
 #   MODEL   default cifar10/resnet18        EPOCHS  default "5 10 20 60"
+#   PRECISION  default --bf16; --no-bf16 on CPUs without AVX512-BF16/AMX (bf16 is far slower there)
 #   OUT     default $HASTE_CACHE/checkpoint-quality (~/.cache/haste/checkpoint-quality)
 #   HASTE_DATA  CIFAR-10 (default ../shared/data/cifar10-jpeg)
 set -euo pipefail
@@ -13,14 +14,15 @@ cd "$(dirname "$0")/.."
 MODEL=${MODEL:-cifar10/resnet18}
 ARCH=${MODEL#*/}
 EPOCHS=${EPOCHS:-"5 10 20 60"}
+PRECISION=${PRECISION:---bf16}
 OUT=${OUT:-${HASTE_CACHE:-$HOME/.cache/haste}/checkpoint-quality}
 DATA=$(realpath -m "${HASTE_DATA:-../shared/data/cifar10-jpeg}")
 RECORD=results/checkpoint_quality
 mkdir -p "$RECORD/logs"
 for epochs in $EPOCHS; do
   run="$OUT/runs/$ARCH-e$epochs"
-  command="python -m haste train --model $MODEL --data DATA --out RUN --epochs $epochs --bf16"
-  python -m haste train --model "$MODEL" --data "$DATA" --out "$run" --epochs "$epochs" --bf16
+  command="python -m haste train --model $MODEL --data DATA --out RUN --epochs $epochs $PRECISION"
+  python -m haste train --model "$MODEL" --data "$DATA" --out "$run" --epochs "$epochs" "$PRECISION"
   python -m haste export --run "$run" --weights-dir "$OUT/weights/e$epochs" --data "$DATA"
   cp "$run/log.csv" "$RECORD/logs/$ARCH-e$epochs.csv"
   python - "$OUT/weights/e$epochs/manifest.csv" "$MODEL" "$epochs" "$command" "$RECORD/checkpoints.csv" <<'PY'
