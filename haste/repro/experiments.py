@@ -64,6 +64,22 @@ RESULT_COLUMNS = [
 ]
 # every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
 REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
+# what identifies a measurement: rows equal in these measured the same thing (whichever code and
+# columns they were written with)
+MEASUREMENT_KEYS = [
+    "model",
+    "weights_sha256",
+    "num_hyperplanes",
+    "sparsity",
+    "patch_size",
+    "projection",
+    "centre",
+    "grouping",
+    "skip",
+    "include_pointwise",
+    "seed",
+    "images",
+]
 PER_IMAGE_COLUMN = "per_image_correct"  # sweep(per_image=True): hex of the packed per-image hits
 
 
