@@ -5,7 +5,7 @@
 # the float16 file into its own weights folder (outside the repository: these are not shipped) and
 # records the file's SHA-256, test accuracy, the exact command and the training log under
 # results/checkpoint_quality/.
-#   MODEL   default cifar10/resnet18        EPOCHS  default "5 10 20 60"
+#   MODEL   default cifar10/resnet18        EPOCHS  default "1 2 3"
 #   PRECISION  default --bf16; --no-bf16 on CPUs without AVX512-BF16/AMX (bf16 is far slower there)
 #   OUT     default $HASTE_CACHE/checkpoint-quality (~/.cache/haste/checkpoint-quality)
 #   HASTE_DATA  CIFAR-10 (default ../shared/data/cifar10-jpeg)
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-cifar10/resnet18}
 ARCH=${MODEL#*/}
-EPOCHS=${EPOCHS:-"5 10 20 60"}
+EPOCHS=${EPOCHS:-"1 2 3"}
 PRECISION=${PRECISION:---bf16}
 OUT=${OUT:-${HASTE_CACHE:-$HOME/.cache/haste}/checkpoint-quality}
 DATA=$(realpath -m "${HASTE_DATA:-../shared/data/cifar10-jpeg}")

@@ -101,9 +101,10 @@ def test_bad_arguments_give_one_line_errors_before_any_work(argv, message, capsy
     assert message in run_failing(argv, capsys)
 
 
-def test_weights_of_another_architecture_are_summarised(capsys):
+def test_weights_of_another_architecture_are_summarised(tmp_path, capsys):
     vgg = ROOT / "weights" / "cifar10" / "vgg11_bn.safetensors"
-    argv = ["eval", "--model", "cifar10/resnet18", "--weights", str(vgg)]
+    data = make_tree(tmp_path / "cifar", per_class=1)  # the weights are read after the data is found
+    argv = ["eval", "--model", "cifar10/resnet18", "--weights", str(vgg), "--data", str(data)]
     assert "unexpected keys: is this a checkpoint of cifar10/vgg11_bn?" in run_failing(argv, capsys)
 
 

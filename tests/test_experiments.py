@@ -82,3 +82,19 @@ def test_conv_linear_conventions_derived_from_older_rows_equal_the_measured_ones
     for column in derived_columns:
         assert derived[column].iloc[0] == pytest.approx(measured[column]), column
     assert derived.flops_reduction_convlinear.iloc[0] > measured["flops_reduction"]  # BN and pool left out
+
+
+def test_quality_trend_is_the_least_squares_line():
+    from haste.repro.tables import quality_trend
+
+    # reduction = 2 * accuracy - 100 + noise of +-1 at the middle points: slope 2 exactly by symmetry
+    points = pd.DataFrame(
+        {"baseline_accuracy": [60.0, 70.0, 80.0, 90.0], "flops_reduction": [20.0, 41.0, 59.0, 80.0]}
+    )
+    trend = quality_trend(points, ["flops_reduction"], at=95.0).iloc[0]
+    # by hand: mean x 75, mean y 50; sum dx*dy = (-15)(-30)+(-5)(-9)+(5)(9)+(15)(30) = 990; sum dx^2 = 500
+    assert trend.slope == pytest.approx(990 / 500)
+    assert trend.flops_reduction_at_baseline == pytest.approx(50 + 990 / 500 * 20)
+    assert trend.extrapolated and trend.checkpoints == 4
+    assert 0.99 < trend.correlation < 1
+    assert not quality_trend(points, ["flops_reduction"], at=75.0).iloc[0].extrapolated

@@ -17,6 +17,23 @@ def test_the_runner_lists_every_notebook():
     assert sorted(notebooks.ORDER) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 
+def test_a_full_run_without_the_trained_checkpoints_stops_before_the_first_notebook(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/haste/checkpoint-quality here
+    monkeypatch.setattr(notebooks, "run", lambda *args, **kwargs: pytest.fail("a notebook ran"))
+    data = make_tree(tmp_path / "cifar", per_class=1)
+    with pytest.raises(SystemExit) as stop:
+        notebooks.main(["01_cifar10_sweep", "09_checkpoint_quality", "--data", str(data)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "1 epochs: ~/.cache/haste/checkpoint-quality/weights/e1" in err and "checkpoint_quality.sh" in err
+    for epochs in ("1", "2", "3"):  # once they are there, nothing is missing
+        (tmp_path / ".cache" / "haste" / "checkpoint-quality" / "weights" / f"e{epochs}").mkdir(parents=True)
+    assert notebooks.missing_checkpoints(["09_checkpoint_quality"], quick=False) == []
+    assert notebooks.missing_checkpoints(["09_checkpoint_quality"], quick=True) == []
+
+
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebooks")

@@ -11,7 +11,7 @@ import pytest
 
 from haste.models.weights import read_manifest
 from haste.repro import tables
-from haste.repro.experiments import RESULT_COLUMNS
+from haste.repro.experiments import MEASUREMENT_KEYS, RESULT_COLUMNS
 from haste.repro.paper import PAPER_POINTS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -117,10 +117,22 @@ def test_reconciliation_covers_every_patch_size_and_convention():
     table = committed("paper_reconciliation.csv")
     for model in PAPER_POINTS[PAPER_POINTS.dataset == "cifar10"].model:
         rows = table[table.model == model]
-        assert {2, 3} <= set(rows.patch_size), model
+        assert set(rows.patch_size) == {2, 3, 4}, model
         assert set(rows.convention) == set(tables.CONVENTIONS), model
+        assert rows.bracketed.all(), f"{model}: an operating point the grid does not bracket"
     bracketed = table[table.bracketed]
     assert (bracketed.accuracy_drop <= bracketed.max_drop_allowed).all()
+
+
+def test_remeasured_operating_points_agree_with_the_committed_sweeps():
+    # 08_paper_reconciliation measures the committed sweeps' operating points again for the
+    # filter-merge conventions: the values both rows have must be the same
+    remeasured = committed("paper_reconciliation_sweep.csv")
+    sweeps = pd.concat([committed("cifar10_sweep.csv"), committed("cifar10_patch2_sweep.csv")])
+    both = remeasured.merge(sweeps, on=MEASUREMENT_KEYS, suffixes=("", "_committed"))
+    assert (both.num_hyperplanes.notna() & both.patch_size.isin([2, 3])).sum() >= 12
+    for column in ("accuracy", "flops_reduction", "flops_reduction_no_overhead"):
+        assert both[column].to_numpy() == pytest.approx(both[f"{column}_committed"].to_numpy(), rel=1e-5)
 
 
 def test_figures_are_committed_with_their_data():

@@ -63,6 +63,24 @@ def cifar10_location(names: list[str], data: str | None) -> str | None:
     return str(check_cifar10(cifar10_root(data)))
 
 
+def missing_checkpoints(names: list[str], quick: bool) -> list[str]:
+    """The trained checkpoints a full run of ``09_checkpoint_quality`` reads that are not there
+    (``scripts/checkpoint_quality.sh`` trains them; quick mode needs none)."""
+    import ast
+
+    import papermill
+
+    if quick or "09_checkpoint_quality" not in names:
+        return []
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / "09_checkpoint_quality.ipynb"))
+    checkpoints = ast.literal_eval(declared["checkpoints"]["default"])
+    return [
+        f"{epochs} epochs: {folder}"
+        for epochs, folder in checkpoints.items()
+        if folder != "shipped" and not Path(folder).expanduser().is_dir()
+    ]
+
+
 def run(names: list[str], quick: bool, out_dir: str | Path, log_output: bool = True, **options) -> None:
     """Execute ``names`` in order into ``out_dir``; ``options`` go to the notebooks that declare them.
 
@@ -141,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         data = cifar10_location(names, args.data)
     except FileNotFoundError as error:
         parser.exit(2, f"error: {error}\n")
+    missing = missing_checkpoints(names, args.quick)
+    if missing:  # before hours of other notebooks, not after them
+        parser.exit(
+            2,
+            f"error: 09_checkpoint_quality needs checkpoints not trained yet ({'; '.join(missing)}): "
+            "run bash scripts/checkpoint_quality.sh first (PRECISION=--no-bf16 on a CPU without native "
+            "bf16), or leave the notebook out\n",
+        )
     weights = args.weights
     if weights not in (None, "stand-in", "default", "paper", "random"):
         weights = str(Path(weights).resolve())  # a folder; the kernels run in notebooks/

@@ -294,26 +294,107 @@ def reconciliation_by_patch(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# short names of the accounting conventions (haste.repro.tables.CONVENTIONS)
+CONVENTION_NAMES = {
+    "flops_reduction": "whole model, all overhead",
+    "flops_reduction_no_filter_merge": "whole model, no filter merge",
+    "flops_reduction_no_overhead": "whole model, no overhead",
+    "flops_reduction_convlinear": "conv + linear, all overhead",
+    "flops_reduction_convlinear_no_filter_merge": "conv + linear, no filter merge",
+    "flops_reduction_convlinear_no_overhead": "conv + linear, no overhead",
+}
+
+
+def reconciliation_gap(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model of ``paper_reconciliation.csv``: the fully counted operating point at the default
+    patch size, and the reading (patch size and convention) whose operating point comes closest to
+    the paper's, each with its distance from the paper's reduction."""
+    from haste.settings import HasteSettings
+
+    table = table[table.bracketed]
+    rows = []
+    for model, group in table.groupby("model", sort=False):
+        paper = group.paper_flops_reduction.iloc[0]
+        full = group[
+            (group.convention == "flops_reduction") & (group.patch_size == HasteSettings().patch_size)
+        ]
+        closest = group.loc[(group.flops_reduction - paper).abs().idxmin()]
+        rows.append(
+            {
+                "model": model,
+                "paper": paper,
+                "full": full.flops_reduction.iloc[0],
+                "full_gap": full.flops_reduction.iloc[0] - paper,
+                "reading": f"P = {int(closest.patch_size)}, {CONVENTION_NAMES[closest.convention]}",
+                "closest": closest.flops_reduction,
+                "closest_gap": closest.flops_reduction - paper,
+                "num_hyperplanes": int(closest.num_hyperplanes),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def signed(field: str) -> Cell:
+    """``row[field]`` with a sign and 2 decimals."""
+    return lambda row: f"{row[field]:+.2f}"
+
+
 RECONCILIATION_COLUMNS = (
     Column("model", text("model", "`{}`")),
     Column("P", text("patch_size")),
-    *(
-        Column(header, text(convention))
-        for convention, header in [
-            ("flops_reduction", "whole model, all overhead (%)"),
-            ("flops_reduction_no_filter_merge", "whole model, no filter merge (%)"),
-            ("flops_reduction_no_overhead", "whole model, no overhead (%)"),
-            ("flops_reduction_convlinear", "conv + linear, all overhead (%)"),
-            ("flops_reduction_convlinear_no_filter_merge", "conv + linear, no filter merge (%)"),
-            ("flops_reduction_convlinear_no_overhead", "conv + linear, no overhead (%)"),
-        ]
-    ),
+    *(Column(f"{name} (%)", text(convention)) for convention, name in CONVENTION_NAMES.items()),
     Column("paper (%)", fixed("paper")),
 )
 
 TABLES: dict[str, Table] = {
     "paper_reconciliation": Table(
         ("results/paper_reconciliation.csv",), RECONCILIATION_COLUMNS, reconciliation_by_patch
+    ),
+    "paper_gap": Table(
+        ("results/paper_reconciliation.csv",),
+        (
+            Column("model", text("model", "`{}`")),
+            Column("paper (%)", fixed("paper")),
+            Column("ours, P = 3 counted in full (%)", fixed("full")),
+            Column("its gap (pp)", signed("full_gap")),
+            Column("closest reading", text("reading")),
+            Column("ours, closest reading (%)", lambda row: f"{row.closest:.2f} (L={row.num_hyperplanes})"),
+            Column("its gap (pp)", signed("closest_gap")),
+        ),
+        reconciliation_gap,
+    ),
+    "checkpoint_quality": Table(
+        ("results/checkpoint_quality_points.csv",),
+        (
+            Column("epochs", text("epochs")),
+            Column("dense accuracy (%)", fixed("baseline_accuracy")),
+            Column("L", lambda row: str(int(row.num_hyperplanes))),
+            Column("drop (pp)", mean_std("accuracy_drop")),
+            Column("FLOPs reduction (%)", mean_std("flops_reduction")),
+            Column("without overhead (%)", mean_std("flops_reduction_no_overhead")),
+            Column("bracketed", lambda row: "yes" if row.bracketed else "no: at the grid's edge"),
+            Column("SHA-256", short("weights_sha256", 12)),
+        ),
+        lambda points: points.sort_values("epochs"),
+    ),
+    "checkpoint_quality_trend": Table(
+        ("results/checkpoint_quality_trend.csv",),
+        (
+            Column("accounting", lambda row: CONVENTION_NAMES[row.convention]),
+            Column("checkpoints", text("checkpoints")),
+            Column(
+                "dense accuracy range (%)", lambda row: f"{row.baseline_low:.2f} - {row.baseline_high:.2f}"
+            ),
+            Column("slope (pp of reduction per pp of accuracy)", fixed("slope", 3)),
+            Column("correlation", fixed("correlation", 2)),
+            Column(
+                "line at the paper's ResNet34 baseline (%)",
+                lambda row: (
+                    f"{row.flops_reduction_at_baseline:.2f} at {row.at_baseline:.2f}%"
+                    + (" (extrapolated)" if row.extrapolated else "")
+                ),
+            ),
+        ),
     ),
     "cifar10_main": Table(
         ("results/cifar10_main_table.csv",),

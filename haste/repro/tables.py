@@ -166,3 +166,33 @@ def closest_convention(reconciliation: pd.DataFrame, patch_size: int, available)
         return None
     gap = (rows.flops_reduction - rows.paper_flops_reduction).abs().groupby(rows.convention).mean()
     return str(gap.idxmin())
+
+
+def quality_trend(points: pd.DataFrame, columns, at: float) -> pd.DataFrame:
+    """Per reduction column of ``points`` (operating points of checkpoints of one architecture): the
+    least-squares line of the reduction against the checkpoint's dense accuracy, its correlation,
+    and the line's value at dense accuracy ``at`` (an extrapolation when ``at`` lies outside the
+    checkpoints' accuracies)."""
+    x = points.baseline_accuracy.astype(float)
+    rows = []
+    for column in columns:
+        y = points[column].astype(float)
+        spread = ((x - x.mean()) ** 2).sum()
+        slope = (
+            ((x - x.mean()) * (y - y.mean())).sum() / spread if len(x) > 1 and spread > 0 else float("nan")
+        )
+        intercept = y.mean() - slope * x.mean()
+        rows.append(
+            {
+                "convention": column,
+                "checkpoints": len(points),
+                "baseline_low": x.min(),
+                "baseline_high": x.max(),
+                "slope": slope,  # pp of reduction per pp of dense accuracy
+                "correlation": x.corr(y),
+                "at_baseline": at,
+                "extrapolated": not (x.min() <= at <= x.max()),
+                "flops_reduction_at_baseline": intercept + slope * at,
+            }
+        )
+    return pd.DataFrame(rows)
