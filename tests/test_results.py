@@ -126,13 +126,17 @@ def test_reconciliation_covers_every_patch_size_and_convention():
 
 def test_remeasured_operating_points_agree_with_the_committed_sweeps():
     # 08_paper_reconciliation measures the committed sweeps' operating points again for the
-    # filter-merge conventions: the values both rows have must be the same
+    # filter-merge conventions. The sweeps ran on another CPU and thread count, whose rounding
+    # flips a few hash bits (docs/reproducing.md#batch-size-and-thread-count): the values both rows
+    # have may differ by a prediction or two of 10,000 and by rounding in the FLOPs, no more
     remeasured = committed("paper_reconciliation_sweep.csv")
     sweeps = pd.concat([committed("cifar10_sweep.csv"), committed("cifar10_patch2_sweep.csv")])
     both = remeasured.merge(sweeps, on=MEASUREMENT_KEYS, suffixes=("", "_committed"))
     assert (both.num_hyperplanes.notna() & both.patch_size.isin([2, 3])).sum() >= 12
-    for column in ("accuracy", "flops_reduction", "flops_reduction_no_overhead"):
-        assert both[column].to_numpy() == pytest.approx(both[f"{column}_committed"].to_numpy(), rel=1e-5)
+    assert (both.images == 10_000).all()
+    assert both.accuracy.to_numpy() == pytest.approx(both.accuracy_committed.to_numpy(), abs=0.02)
+    for column in ("flops_reduction", "flops_reduction_no_overhead"):
+        assert both[column].to_numpy() == pytest.approx(both[f"{column}_committed"].to_numpy(), abs=1e-3)
 
 
 def test_figures_are_committed_with_their_data():
