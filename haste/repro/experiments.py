@@ -66,20 +66,7 @@ RESULT_COLUMNS = [
 REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
 # what identifies a measurement: rows equal in these measured the same thing (whichever code and
 # columns they were written with)
-MEASUREMENT_KEYS = [
-    "model",
-    "weights_sha256",
-    "num_hyperplanes",
-    "sparsity",
-    "patch_size",
-    "projection",
-    "centre",
-    "grouping",
-    "skip",
-    "include_pointwise",
-    "seed",
-    "images",
-]
+MEASUREMENT_KEYS = [c for c in RESULT_COLUMNS[: RESULT_COLUMNS.index("accuracy")] if c != "weights_source"]
 PER_IMAGE_COLUMN = "per_image_correct"  # sweep(per_image=True): hex of the packed per-image hits
 
 
