@@ -21,7 +21,7 @@ import zipfile
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
-from .files import atomic_write_text, cache_dir
+from .files import atomic_write_text, cache_dir, one_line
 from .models.paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
 
 # huyvnphan/PyTorch_CIFAR10's state_dicts.zip (933 MB), the URL of its data.py; the README names a copy
@@ -34,12 +34,6 @@ FETCH_ERRORS = (urllib.error.URLError, HTTPException, OSError, zipfile.BadZipFil
 
 class DownloadError(OSError):
     """A download or an archive could not be used; the one-line message says what to do instead."""
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line (strict loading errors span several)."""
-    text = " ".join(str(getattr(error, "reason", None) or error).split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def download_file(url: str, destination: Path, progress: bool = True, timeout: float = 60) -> Path:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .. import models
 from ..data import TensorBatches, load_cifar10
 from ..files import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
+from ..files import one_line
 from .provenance import git_commit
 
 
@@ -120,7 +121,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     start_epoch = 0
     commit = git_commit()  # the code that started the run; a resumed run keeps it
     if state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        state = read_run(state_path, RESUME_KEYS, device, f"; use another --out, or remove {state_path}")
         # the data may have moved (another checkout, another machine); the recipe may not change
         recipe = {k: v for k, v in asdict(config).items() if k != "data"}
         if {k: v for k, v in state["config"].items() if k != "data"} != recipe:
@@ -208,18 +209,38 @@ MANIFEST_FIELDS = [
 ]
 
 
+# what every run file holds (a slim file too), and what resuming a run needs besides
+RUN_KEYS = ("config", "epoch", "log", "model")
+RESUME_KEYS = RUN_KEYS + ("optimizer", "scheduler")
+
+
+def read_run(path: Path, keys=RUN_KEYS, map_location="cpu", advice: str = "") -> dict:
+    """The state in a run file, loaded as plain data only (``weights_only``: a file that would run
+    code when unpickled is refused, not run); a one-line ValueError unless it is a dict with ``keys``
+    and a config of :class:`TrainConfig`'s fields."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated or foreign files surface as many exception types
+        raise ValueError(f"{path}: not a readable training run ({one_line(error)}){advice}") from error
+    missing = [key for key in keys if key not in state] if isinstance(state, dict) else list(keys)
+    if missing:
+        raise ValueError(
+            f"{path}: not a training run of `python -m haste train` (it lacks {', '.join(missing)}){advice}"
+        )
+    fields = set(TrainConfig.__dataclass_fields__)
+    if not isinstance(state["config"], dict) or not {"model", "data"} <= set(state["config"]) <= fields:
+        raise ValueError(f"{path}: not a training run of `python -m haste train` (its config){advice}")
+    return state
+
+
 def _finished_state(run: str | os.PathLike) -> tuple[dict, TrainConfig]:
     """State and recipe of a finished run: a run folder (``last.pt``) or a file from :func:`slim`."""
     path = Path(run)
     path = path / "last.pt" if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"no training run at {run} (expected a run folder or a slim run file)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        config = TrainConfig(**state["config"])
-        epoch = state["epoch"]
-    except Exception as error:  # truncated or foreign files surface as many exception types
-        raise ValueError(f"{path}: not a readable training run ({error})") from error
+    state = read_run(path)
+    config, epoch = TrainConfig(**state["config"]), state["epoch"]
     if epoch != config.epochs:
         raise ValueError(f"{run}: training stopped at epoch {epoch}/{config.epochs}")
     return state, config
