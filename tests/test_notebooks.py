@@ -17,21 +17,82 @@ def test_the_runner_lists_every_notebook():
     assert sorted(notebooks.ORDER) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_a_full_run_without_the_trained_checkpoints_stops_before_the_first_notebook(
-    tmp_path, monkeypatch, capsys
+def test_a_full_run_skips_what_lacks_its_preparation_and_goes_on(tmp_path, capsys):
+    """A full run on a tiny setup: 06 and 09 lack their prepared inputs (no Keras import, no trained
+    checkpoints in this test's private home and cache), so each is skipped with one line naming the
+    command that prepares it, its committed results stay byte for byte, the notebook that has its
+    inputs runs, and the run ends with a summary and exit 0."""
+    results = tmp_path / "results"
+    results.mkdir()
+    kept = ["cifar10_sweep.csv", "cifar10_sweep_summary.csv", "paper_reconciliation.csv"]
+    kept += ["imagenet_sweep.csv", "checkpoint_quality.csv"]  # 06's and 09's: must stay untouched
+    for name in kept:
+        (results / name).write_bytes((ROOT / "results" / name).read_bytes())
+    data = make_tree(tmp_path / "cifar", per_class=1)
+    names = ["06_imagenet", "09_checkpoint_quality", "02_cifar10_main_table"]
+    argv = [*names, "--data", str(data), "--results-dir", str(results), "--executed-dir", str(tmp_path / "x")]
+    assert notebooks.main(argv) == 0
+    out = capsys.readouterr().out
+    summary = out[out.index("== summary (full run") :].splitlines()
+    assert [line.split()[:2] for line in summary[1:]] == [
+        ["skipped", "06_imagenet"],
+        ["skipped", "09_checkpoint_quality"],
+        ["ran", "02_cifar10_main_table"],
+    ]
+    assert "./run_all.sh --prepare" in summary[1] and "python -m haste import keras-resnet50" in summary[1]
+    assert "./run_all.sh --prepare trains them" in summary[2] and "1-epoch" in summary[2]
+    assert summary[3].split()[2:] and summary[3].split()[3] == "s"  # its wall time
+    for name in ("imagenet_sweep.csv", "checkpoint_quality.csv", "cifar10_sweep.csv"):
+        assert (results / name).read_bytes() == (ROOT / "results" / name).read_bytes()
+    main_table = (results / "cifar10_main_table.csv").read_bytes()
+    assert main_table == (ROOT / "results" / "cifar10_main_table.csv").read_bytes()  # regenerated equal
+
+
+def test_once_prepared_nothing_is_missing(tmp_path, monkeypatch):
+    from haste.repro import prepare
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parameters = prepare.notebook_parameters("09_checkpoint_quality", False, {})
+    assert set(prepare.missing_checkpoints(parameters)) == {"1", "2", "3"}
+    for epochs in ("1", "2", "3"):
+        (tmp_path / ".cache" / "haste" / "checkpoint-quality" / "weights" / f"e{epochs}").mkdir(parents=True)
+    assert prepare.missing_inputs("09_checkpoint_quality", False, {}) is None
+    assert prepare.missing_inputs("06_imagenet", True, {}) is None  # quick mode: synthetic, random
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--device", "cuda:7"], "error: --device: device cuda:7 asked for"),
+        (["--shard", "5/2"], "error: --shard: shard 5/2: expected K/N"),
+        (["--weights", "/nowhere/at/all"], "error: --weights /nowhere/at/all: "),
+    ],
+)
+def test_the_runner_checks_its_options_before_the_first_notebook(
+    tmp_path, monkeypatch, capsys, option, message
 ):
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/haste/checkpoint-quality here
     monkeypatch.setattr(notebooks, "run", lambda *args, **kwargs: pytest.fail("a notebook ran"))
     data = make_tree(tmp_path / "cifar", per_class=1)
     with pytest.raises(SystemExit) as stop:
-        notebooks.main(["01_cifar10_sweep", "09_checkpoint_quality", "--data", str(data)])
-    assert stop.value.code == 2
+        notebooks.main([*option, "--data", str(data), "--executed-dir", str(tmp_path / "executed")])
     err = capsys.readouterr().err
-    assert "1 epochs: ~/.cache/haste/checkpoint-quality/weights/e1" in err and "checkpoint_quality.sh" in err
-    for epochs in ("1", "2", "3"):  # once they are there, nothing is missing
-        (tmp_path / ".cache" / "haste" / "checkpoint-quality" / "weights" / f"e{epochs}").mkdir(parents=True)
-    assert notebooks.missing_checkpoints(["09_checkpoint_quality"], quick=False) == []
-    assert notebooks.missing_checkpoints(["09_checkpoint_quality"], quick=True) == []
+    assert stop.value.code == 2 and err.count("\n") == 1 and err.startswith(message), err
+    assert not (tmp_path / "executed").exists()  # nothing half-made
+
+
+def test_prepare_without_npm_says_so_and_trains_only_what_is_missing(tmp_path, monkeypatch):
+    from haste.repro import prepare
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(prepare.shutil, "which", lambda program: None)
+    assert "npm is not installed" in prepare.prepare_keras_import(run=lambda *a, **k: pytest.fail("ran"))
+    calls = []
+    prepare.prepare_checkpoint_quality(run=lambda command, **options: calls.append(options["env"]["EPOCHS"]))
+    assert calls == ["1 2 3"]
+    (tmp_path / ".cache" / "haste" / "checkpoint-quality" / "weights" / "e2").mkdir(parents=True)
+    calls.clear()
+    prepare.prepare_checkpoint_quality(run=lambda command, **options: calls.append(options["env"]["EPOCHS"]))
+    assert calls == ["1 3"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,10 @@ notebooks run.
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,53 +66,107 @@ def cifar10_location(names: list[str], data: str | None) -> str | None:
     return str(check_cifar10(cifar10_root(data)))
 
 
-def missing_checkpoints(names: list[str], quick: bool) -> list[str]:
-    """The trained checkpoints a full run of ``09_checkpoint_quality`` reads that are not there
-    (``scripts/checkpoint_quality.sh`` trains them; quick mode needs none)."""
-    import ast
+@dataclass
+class Outcome:
+    """What became of one notebook in a run: ``ran``, ``skipped`` (inputs missing), ``failed`` or
+    ``not run`` (after a failure)."""
 
-    import papermill
-
-    if quick or "09_checkpoint_quality" not in names:
-        return []
-    declared = papermill.inspect_notebook(str(NOTEBOOKS / "09_checkpoint_quality.ipynb"))
-    checkpoints = ast.literal_eval(declared["checkpoints"]["default"])
-    return [
-        f"{epochs} epochs: {folder}"
-        for epochs, folder in checkpoints.items()
-        if folder != "shipped" and not Path(folder).expanduser().is_dir()
-    ]
+    name: str
+    status: str
+    seconds: float = 0.0
+    reason: str = ""
 
 
-def run(names: list[str], quick: bool, out_dir: str | Path, log_output: bool = True, **options) -> None:
+def format_summary(outcomes: list[Outcome], quick: bool) -> str:
+    total = sum(outcome.seconds for outcome in outcomes)
+    width = max(len(outcome.name) for outcome in outcomes)
+    lines = [f"== summary ({'quick' if quick else 'full'} run, {total:.0f} s)"]
+    for outcome in outcomes:
+        time = f"{outcome.seconds:6.0f} s" if outcome.status in ("ran", "failed") else " " * 8
+        lines.append(f"{outcome.status:<8} {outcome.name:<{width}} {time} {outcome.reason}".rstrip())
+    return "\n".join(lines)
+
+
+def run(
+    names: list[str], quick: bool, out_dir: str | Path, log_output: bool = True, **options
+) -> list[Outcome]:
     """Execute ``names`` in order into ``out_dir``; ``options`` go to the notebooks that declare them.
+
+    A notebook whose inputs need a preparation that has not been done
+    (:func:`haste.repro.prepare.missing_inputs`) is skipped with one line saying what is missing and
+    how to make it; its results are left as they are. Prints a summary at the end (what ran, what
+    was skipped and why, the wall time of each) and returns it; a failing notebook stops the run,
+    after the summary, with papermill's error.
 
     ``log_output``: copy the cells' stdout and stderr (prints, progress bars) to this process's as
     they come, unchanged.
     """
     import papermill
 
+    from .prepare import missing_inputs
+
     check_names(names)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        declared = declared_parameters(name)
-        parameters = {k: v for k, v in options.items() if k in declared and v is not None}
-        if quick:
-            parameters.update(quick_parameters(name))
-        print(f"== {name} ({'quick' if quick else 'full'})", flush=True)
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{name}.ipynb"),
-            str(out_dir / f"{name}.ipynb"),
-            parameters=parameters,
-            cwd=str(NOTEBOOKS),
-            # the streams as written (a progress bar redraws in place), not papermill's log records,
-            # whose INFO level (all of stdout) a logger without configured handlers drops
-            log_output=False,
-            progress_bar=False,
-            stdout_file=sys.stdout if log_output else None,
-            stderr_file=sys.stderr if log_output else None,
-        )
+    outcomes = [Outcome(name, "not run") for name in names]
+    try:
+        for outcome in outcomes:
+            name = outcome.name
+            declared = declared_parameters(name)
+            parameters = {k: v for k, v in options.items() if k in declared and v is not None}
+            missing = missing_inputs(name, quick, parameters)
+            if missing:
+                outcome.status, outcome.reason = "skipped", missing
+                print(f"== {name}: skipped, {missing}; its results stay as they are", flush=True)
+                continue
+            if quick:
+                parameters.update(quick_parameters(name))
+            print(f"== {name} ({'quick' if quick else 'full'})", flush=True)
+            outcome.status, start = "failed", time.monotonic()
+            try:
+                papermill.execute_notebook(
+                    str(NOTEBOOKS / f"{name}.ipynb"),
+                    str(out_dir / f"{name}.ipynb"),
+                    parameters=parameters,
+                    cwd=str(NOTEBOOKS),
+                    # the streams as written (a progress bar redraws in place), not papermill's log
+                    # records, whose INFO level (all of stdout) a logger without handlers drops
+                    log_output=False,
+                    progress_bar=False,
+                    stdout_file=sys.stdout if log_output else None,
+                    stderr_file=sys.stderr if log_output else None,
+                )
+            finally:
+                outcome.seconds = time.monotonic() - start
+            outcome.status = "ran"
+    finally:
+        print(format_summary(outcomes, quick), flush=True)
+    return outcomes
+
+
+def check_options(weights: str | None, device: str | None, shard: str | None, names: list[str]) -> None:
+    """``--weights``, ``--device`` and ``--shard`` as the notebooks would take them, before the first
+    notebook runs: a ``ValueError`` or ``FileNotFoundError`` with one line saying what is wrong."""
+    from .experiments import STAND_IN_CHOICES, as_shard, load_arguments, resolve_device
+
+    try:
+        resolve_device(device)
+        as_shard(shard)
+    except ValueError as error:
+        option = "--device" if "device" in str(error) else "--shard"
+        raise ValueError(f"{option}: {error}") from error
+    if weights is None or weights in STAND_IN_CHOICES + ("random",):
+        return
+    if not any("weights" in declared_parameters(name) and name != "06_imagenet" for name in names):
+        return
+    import papermill
+
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / "01_cifar10_sweep.ipynb"))
+    for model_name in ast.literal_eval(declared["model_names"]["default"]):
+        try:
+            load_arguments(model_name, weights)
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"--weights {weights}: {str(error).splitlines()[0]}") from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,23 +212,21 @@ def main(argv: list[str] | None = None) -> int:
         names = [name for name in names if "shard" in declared_parameters(name)]
         print(f"--shard {args.shard}: running only the notebooks that shard ({', '.join(names)})")
         executed_dir /= "shard-" + args.shard.replace("/", "-of-")  # shards run side by side
-    try:
-        data = cifar10_location(names, args.data)
-    except FileNotFoundError as error:
-        parser.exit(2, f"error: {error}\n")
-    missing = missing_checkpoints(names, args.quick)
-    if missing:  # before hours of other notebooks, not after them
-        parser.exit(
-            2,
-            f"error: 09_checkpoint_quality needs checkpoints not trained yet ({'; '.join(missing)}): "
-            "run bash scripts/checkpoint_quality.sh first (PRECISION=--no-bf16 on a CPU without native "
-            "bf16), or leave the notebook out\n",
-        )
     weights = args.weights
     if weights not in (None, "stand-in", "default", "paper", "random"):
         weights = str(Path(weights).resolve())  # a folder; the kernels run in notebooks/
+    try:
+        check_options(weights, args.device, args.shard, names)
+        data = cifar10_location(names, args.data)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"error: {error}\n")
     options = {"weights": weights, "device": args.device, "shard": args.shard}
-    run(names, args.quick, executed_dir, results_dir=args.results_dir, data=data, **options)
+    try:
+        run(names, args.quick, executed_dir, results_dir=args.results_dir, data=data, **options)
+    except Exception as error:  # after the summary; papermill has shown the cell's traceback above
+        failed = getattr(error, "ename", type(error).__name__), getattr(error, "evalue", str(error))
+        print(f"error: a notebook failed: {failed[0]}: {str(failed[1]).strip()[:300]}", file=sys.stderr)
+        return 1
     return 0
 
 
