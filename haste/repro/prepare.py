@@ -83,9 +83,9 @@ def missing_inputs(name: str, quick: bool, options: dict) -> str | None:
             listed = ", ".join(f"{epochs}-epoch {folder}" for epochs, folder in missing.items())
             return f"needs checkpoints not trained yet ({listed}): {PREPARE} trains them (hours on a CPU)"
     if name == "06_imagenet":
-        missing = missing_imagenet_inputs(notebook_parameters(name, quick, options))
-        if missing:
-            return "needs " + "; ".join(missing)
+        lacking = missing_imagenet_inputs(notebook_parameters(name, quick, options))
+        if lacking:
+            return "needs " + "; ".join(lacking)
     return None
 
 
