@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import glob
 import os
 import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import torch
 
@@ -14,22 +23,135 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HASTE_CACHE", Path.home() / ".cache" / "haste"))
 
 
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` through a temporary file, so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# a temporary file or folder of a writer of this host that has ended, or of any writer this much older,
+# is left over from a crash: no write takes that long
+STALE_AFTER_S = 24 * 3600
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` through a per-process temporary file."""
+def writer_tag() -> str:
+    """``<host>-<pid>``: in the names of temporary files and folders, so that a later run can tell the
+    ones left by a writer that has gone (:func:`remove_stale`) from those of one still writing."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _writer_gone(tag: str, path: Path) -> bool:
+    host, _, pid = tag.rpartition("-")
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False  # gone already: its writer renamed or removed it
+    if age > STALE_AFTER_S:
+        return True
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's (a shared folder): only the age tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process, alive
+        return False
+    return False
+
+
+def remove_stale(folder: str | os.PathLike, prefix: str, suffix: str = "") -> list[Path]:
+    """Remove the files and folders ``<folder>/<prefix><host>-<pid>...<suffix>`` whose writer has gone
+    (see :data:`STALE_AFTER_S`), and older ones without a tag (``<prefix>...<suffix>``) a day old;
+    returns what it removed."""
+    folder, removed = Path(folder), list[Path]()
+    if not folder.is_dir():
+        return removed
+    tagged = re.compile(re.escape(prefix) + r"(.+-\d+)[.-][^.]*" + re.escape(suffix))
+    for path in folder.glob(glob.escape(prefix) + "*" + glob.escape(suffix)):
+        match = tagged.fullmatch(path.name)
+        if not _writer_gone(match.group(1) if match else "", path):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    remove_stale(path.parent, _temporary_prefix(path), ".tmp")
+    # ``<name>.tmp<pid>``: how earlier versions named them
+    for old in path.parent.glob(glob.escape(path.name) + ".tmp*"):
+        pid = old.name[len(path.name) + 4 :]
+        if pid.isdigit() and _writer_gone(f"{socket.gethostname()}-{pid}", old):
+            old.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **options) -> Iterator[IO[Any]]:
+    """``open(path, mode)`` for writing, such that ``path`` is either as it was or completely written.
+
+    The block writes a temporary file in ``path``'s folder (``tempfile.mkstemp``: unique, so
+    concurrent writers never share one), which replaces ``path`` when the block ends; on any error,
+    a full disk included, it is removed and ``path`` left as it was. Temporary files of writers that
+    have gone (a killed process) are removed first. ``options``: ``open``'s (``newline=""`` for CSV).
+    """
+    if "w" not in mode:
+        raise ValueError(f"atomic_open writes a new file: mode must contain 'w', not {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _remove_stale_temporaries(path)
+    handle, tmp = tempfile.mkstemp(
+        prefix=f"{_temporary_prefix(path)}{writer_tag()}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's are private; the result is an ordinary file
+        with os.fdopen(handle, mode, **options) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())  # the data on disk before the rename makes it the file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "w") as file:
+        file.write(text)
+
+
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "wb") as file:
+        file.write(data)
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "wb") as file:
+        torch.save(obj, file)
+
+
+def atomic_write_csv(frame, path: str | os.PathLike, **options) -> None:
+    """``frame.to_csv(path, index=False, **options)`` atomically (:func:`atomic_open`): a write that
+    fails part-way (a full disk) leaves the earlier file whole."""
+    with atomic_open(path, "w", newline="") as file:
+        frame.to_csv(file, **{"index": False, **options})
+
+
+def atomic_write_rows(rows, fieldnames, path: str | os.PathLike) -> None:
+    """``rows`` (dicts) as a CSV with the columns ``fieldnames``, atomically (:func:`atomic_open`)."""
+    with atomic_open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(fieldnames))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 # the first and the last words of torch's message when weights_only=True refuses a pickle

@@ -71,3 +71,96 @@ def test_a_crafted_run_file_is_refused_without_running_its_code(tmp_path, capsys
         training.train(small_config(root), tmp_path / "run", progress=False)
     assert not marker.exists()
     assert not (tmp_path / "out.pt").exists() and not (tmp_path / "w").exists()
+
+
+# --- 10: every CSV, summary, manifest and log is written atomically --------------------------------
+
+
+def result_rows(count: int):
+    import pandas as pd
+
+    from haste.repro.experiments import RESULT_COLUMNS
+
+    return pd.DataFrame(
+        [
+            dict.fromkeys(RESULT_COLUMNS, "x" * 20)
+            | {"model": "cifar10/resnet18", "num_hyperplanes": 4 + i % 8, "seed": i // 8, "accuracy": 50 + i}
+            for i in range(count)
+        ]
+    )
+
+
+def test_a_csv_write_that_fails_part_way_leaves_the_earlier_file_whole(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from haste.repro.experiments import save_rows
+
+    path = tmp_path / "cifar10_sweep.csv"
+    save_rows(result_rows(141), path)
+    before = path.read_bytes()
+    # a disk that fills after a third of the file: the process may write no file beyond that size
+    script = textwrap.dedent(
+        f"""
+        import resource, signal
+        import pandas as pd
+        from haste.repro.experiments import save_rows
+        rows = pd.read_csv({str(path)!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 3}, resource.RLIM_INFINITY))
+        save_rows(pd.concat([rows, rows]), {str(path)!r})
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0 and "File too large" in done.stderr
+    assert path.read_bytes() == before  # all 141 rows, not the first third of the new file
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_a_training_log_write_that_fails_part_way_leaves_the_earlier_log(tmp_path, monkeypatch):
+    import csv
+
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    real_writerows, calls = csv.DictWriter.writerows, []
+
+    def full_disk(self, rows):
+        rows = list(rows)
+        calls.append(len(rows))
+        if len(rows) < 2:
+            return real_writerows(self, rows)
+        real_writerows(self, rows[:1])
+        self.writer.writerow(["half a line"])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        training.train(small_config(root, epochs=2), tmp_path / "run", progress=False)
+    with open(tmp_path / "run" / "log.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt", "log.csv"]
+
+
+def test_concurrent_writers_of_one_file_never_share_a_temporary_file(tmp_path):
+    import threading
+
+    from haste.files import atomic_write_text
+
+    path, errors = tmp_path / "summary.csv", []
+    texts = [str(i) * 4_000_000 for i in range(4)]
+    barrier = threading.Barrier(len(texts))
+
+    def write(text):
+        barrier.wait()
+        try:
+            atomic_write_text(text, path)
+        except Exception as error:  # e.g. the other writer renamed the shared temporary file away
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(text,)) for text in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and path.read_text() in texts  # one writer's file, whole
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

