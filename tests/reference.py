@@ -8,6 +8,7 @@ Non-finite inputs, by the package's rule: a channel with a NaN or an infinity in
 forms a group of its own, and the others are hashed as if those values were 0.
 """
 
+import copy
 import math
 
 import torch
@@ -21,7 +22,7 @@ def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_si
     out_h = (height + 2 * ph - kh) // sh + 1
     out_w = (width + 2 * pw - kw) // sw + 1
     win_h, win_w = (patch_size - 1) * sh + kh, (patch_size - 1) * sw + kw
-    planes = hyperplanes.view(win_h, win_w, -1)
+    planes = hyperplanes.to(x.dtype).view(win_h, win_w, -1)  # hashed in the input dtype, as the package
     padded = F.pad(x, (pw, pw, ph, ph))
     out = torch.zeros(n, c_out, out_h, out_w, dtype=x.dtype)
     buckets_per_patch = []
@@ -36,12 +37,14 @@ def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_si
                 zeroed = torch.where(finite, window, torch.zeros_like(window))
                 hashed = zeroed - zeroed.mean(0, keepdim=True) if centre else zeroed
                 projection = hashed.reshape(c_in, -1) @ planes[:read_h, :read_w].reshape(-1, planes.shape[-1])
+                positive = (projection > 0).tolist()  # bit l of a code: projection l strictly positive
+                all_finite = finite.reshape(c_in, -1).all(1).tolist()
                 groups = {}
                 for channel in range(c_in):
-                    if not finite[channel].all():
+                    if not all_finite[channel]:
                         groups[("alone", channel)] = [channel]
                         continue
-                    code = sum(1 << bit for bit in range(projection.shape[1]) if projection[channel, bit] > 0)
+                    code = sum(1 << bit for bit, on in enumerate(positive[channel]) if on)  # a Python int
                     groups.setdefault(code, []).append(channel)
                 merged_input = torch.stack([window[members].mean(0) for members in groups.values()])
                 merged_weight = torch.stack([weight[:, members].sum(1) for members in groups.values()], 1)
@@ -49,3 +52,26 @@ def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_si
                 out[image, :, top : top + rows, left : left + cols] = tile[0]
                 buckets_per_patch.append(len(groups))
     return out, buckets_per_patch
+
+
+class ReferenceConv(torch.nn.Module):
+    """A converted layer run through :func:`reference_haste_conv` (its weights, hyperplanes, settings)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        layer = self.layer
+        args = (layer.weight, layer.bias, layer.stride, layer.padding, layer.hyperplanes, layer.patch_size)
+        return reference_haste_conv(x, *args, centre=layer.centre)[0]
+
+
+def reference_model(converted):
+    """A copy of ``converted`` whose HASTE layers (the modules with ``hyperplanes``) run the loop above."""
+    model = copy.deepcopy(converted)
+    for name, module in list(model.named_modules()):
+        if name and hasattr(module, "hyperplanes"):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, ReferenceConv(module))
+    return model
