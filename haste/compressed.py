@@ -22,13 +22,22 @@ Half types run the torch backend in float32 (the output has the input's dtype).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
 from . import fused
-from .functional import _checked_tiling, empty_batch, extract_windows, hash_windows, pad_to_tiles
+from .functional import (
+    _checked_tiling,
+    empty_batch,
+    extract_windows,
+    hash_windows,
+    overflow_scale,
+    pad_to_tiles,
+    run_scaled,
+)
 from .fused import numba  # None where numba is not installed: the torch backend still works
 from .hashing import bucket_ids, bucket_means
 from .weight_cache import rearranged
@@ -40,8 +49,8 @@ def haste_conv2d_compressed(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    stride: tuple[int, int],
-    padding: tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int] | str,
     hyperplanes: torch.Tensor,
     patch_size: int,
     centre: bool = True,
@@ -54,8 +63,9 @@ def haste_conv2d_compressed(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    stride, padding = tiling.stride, tiling.padding
     if x.shape[0] == 0:
-        tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
         return empty_batch(x, weight, None if bias is None else bias.to(x.dtype), stride, padding, tiling)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     numba_fits = fused.available(x, needs_grad)
@@ -64,7 +74,13 @@ def haste_conv2d_compressed(
             raise ImportError("backend='numba' needs numba: pip install numba")
         if not numba_fits:
             raise ValueError("backend='numba' runs float32/float64 CPU tensors without gradients only")
-    if backend == "numba" or (backend == "auto" and numba_fits):
+    use_numba = backend == "numba" or (backend == "auto" and numba_fits)
+    arguments = (stride, padding, hyperplanes, patch_size, centre, use_numba)
+    return run_scaled(_compressed, overflow_scale(x, hyperplanes), x, weight, bias, *arguments)
+
+
+def _compressed(x, weight, bias, stride, padding, hyperplanes, patch_size, centre, use_numba):
+    if use_numba:
         return _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
     if x.dtype not in (torch.float32, torch.float64):  # merged filters summed in bfloat16 lose too much
         bias = None if bias is None else bias.float()
@@ -99,7 +115,7 @@ def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size,
     c_out, _, kh, kw = weight.shape
     tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     (tiles_h, tiles_w), (win_h, win_w), (out_h, out_w) = tiling.tiles, tiling.window, tiling.out_size
-    table = filter_table(weight)
+    table = filter_table(weight, x.dtype)  # the products run in the input's dtype
     blocks = table.shape[0]
     rows, cols = (offsets.numpy() for offsets in _kernel_offsets(tiling, patch_size))
     out = x.new_empty(n, out_h, out_w, c_out)
@@ -155,18 +171,21 @@ def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size,
     return out.permute(0, 3, 1, 2), num_buckets.view(n, -1)
 
 
-def filter_table(weight: torch.Tensor) -> np.ndarray:
-    """The weights as ``[blocks, C_in, k^2, width]``: each block of ``width`` output channels (the
-    last one zero-padded) one contiguous, cache-sized slab. Kept per weight tensor (a copy of the
-    weights) until the tensor changes or dies: rebuilding it took a third of a 512-channel layer's time."""
-    return rearranged(weight, "filter_table", _build_filter_table, TABLE_BLOCK_FLOATS)
+def filter_table(weight: torch.Tensor, dtype: torch.dtype | None = None) -> np.ndarray:
+    """The weights as ``[blocks, C_in, k^2, width]`` in ``dtype`` (default the weight's): each block of
+    ``width`` output channels (the last one zero-padded) one contiguous, cache-sized slab. Kept per
+    weight tensor (a copy of the weights) until the tensor changes or dies: rebuilding it took a third
+    of a 512-channel layer's time."""
+    dtype = weight.dtype if dtype is None else dtype
+    build = functools.partial(_build_filter_table, dtype=dtype)
+    return rearranged(weight, "filter_table", build, TABLE_BLOCK_FLOATS, dtype)
 
 
-def _build_filter_table(weight: torch.Tensor) -> np.ndarray:
+def _build_filter_table(weight: torch.Tensor, dtype: torch.dtype | None = None) -> np.ndarray:
     c_out, c_in, kh, kw = weight.shape
     width = block_width(c_in * kh * kw, c_out)
     blocks = math.ceil(c_out / width)
-    table = weight.detach().permute(1, 2, 3, 0).reshape(c_in, kh * kw, c_out)
+    table = weight.detach().to(dtype or weight.dtype).permute(1, 2, 3, 0).reshape(c_in, kh * kw, c_out)
     table = torch.nn.functional.pad(table, (0, blocks * width - c_out))
     return table.view(c_in, kh * kw, blocks, width).permute(2, 0, 1, 3).contiguous().numpy()
 

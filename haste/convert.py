@@ -6,13 +6,14 @@ import contextlib
 import copy
 import dataclasses
 import fnmatch
+import warnings
 from collections.abc import Iterator
 
 import pandas as pd
 from torch import nn
 
 from .module import HasteConv2d, unsupported_reason
-from .settings import HasteSettings, check_execution, check_num_hyperplanes, check_seed
+from .settings import HasteSettings, check_execution, check_flag, check_num_hyperplanes, check_seed
 
 _SKIP_REASONS = "_haste_skipped"  # attribute on the converted root module: {layer name: reason}
 
@@ -44,12 +45,16 @@ def convert(
     be given as a keyword (``sparsity=0.5``, ``patch_size=2``, ``skip=["conv1"]``, ...), which
     overrides the one in ``settings``; invalid values are refused before anything is converted.
     ``skip``: the number of leading convs to leave dense (default 1: the stem, as in the paper), or
-    names / glob patterns of convs to leave dense. 1x1 convs stay dense unless ``include_pointwise``.
+    names / glob patterns of convs to leave dense (a warning names a pattern that matches none, or a
+    count beyond the model's convs). 1x1 convs stay dense unless ``include_pointwise``. Subclasses of
+    ``nn.Conv2d`` with a forward of their own (weight standardisation, QAT) and convs with a
+    parametrised or hook-computed weight stay dense too: HASTE would not compute what they do.
     Layer ``i`` (in module order) draws its hyperplanes from seed ``seed * 10_000 + i``.
     ``haste.summary(model)`` lists what was replaced and why the rest was not.
     """
     settings = _settings(settings, overrides)
     num_hyperplanes, seed = check_num_hyperplanes(num_hyperplanes), check_seed(seed)
+    inplace = check_flag("inplace", inplace)
     skip = settings.skip
     if not inplace:
         model = copy.deepcopy(model)
@@ -61,6 +66,7 @@ def convert(
     if not convs:
         raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to convert")
     patterns = [] if isinstance(skip, int) else list(skip)
+    _warn_about_skip(skip, patterns, [name for name, _ in convs])
     options = settings.layer_options()
     reasons: dict[str, str] = {}
     for index, (name, conv) in enumerate(convs):
@@ -78,8 +84,32 @@ def convert(
         if name == "":
             return layer
         _set_submodule(model, name, layer)
+    if "" in reasons:  # the model is one conv, and it stays as it is
+        warnings.warn(
+            f"convert: the model is a single conv, left dense ({reasons['']}); skip=0 converts it",
+            UserWarning,
+            stacklevel=2,
+        )
     setattr(model, _SKIP_REASONS, reasons)
     return model
+
+
+def _warn_about_skip(skip, patterns: list[str], names: list[str]) -> None:
+    """A warning for a ``skip`` that cannot mean what it says: a count beyond the convs, a pattern
+    that matches no conv (``convert``'s caller is two frames up)."""
+    if isinstance(skip, int) and skip > len(names):
+        warnings.warn(
+            f"convert: skip={skip} is more than the model's {len(names)} convs: none is converted",
+            UserWarning,
+            stacklevel=3,
+        )
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            warnings.warn(
+                f"convert: skip pattern {pattern!r} matches no conv (their names: {names[0]!r}, ...)",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _settings(settings: HasteSettings | None, overrides: dict) -> HasteSettings:
@@ -156,15 +186,27 @@ set_hyperplanes = set_num_hyperplanes  # the earlier name
 
 def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
     """Switch merging on or off (off: every HASTE layer computes exactly ``nn.Conv2d``)."""
+    enabled = check_flag("enabled", enabled)
     for _, layer in haste_layers(model):
         layer.merge = enabled
     return model
 
 
 def set_execution(model: nn.Module, execution: str) -> nn.Module:
-    """Choose the execution path of every HASTE layer: ``"gemm"`` or ``"compressed"``."""
+    """Choose the execution path of every HASTE layer: ``"gemm"`` or ``"compressed"``.
+
+    The compressed path runs LSH grouping only: with a layer set to ``grouping="random"`` it is
+    refused before any layer changes.
+    """
     execution = check_execution(execution)
-    for _, layer in haste_layers(model):
+    layers = dict(haste_layers(model))
+    for name, layer in layers.items():
+        if execution == "compressed" and layer.grouping != "lsh":
+            raise ValueError(
+                f"execution='compressed' runs LSH grouping only, and layer {name!r} has "
+                f"grouping={layer.grouping!r}"
+            )
+    for layer in layers.values():
         layer.execution = execution
     return model
 
@@ -185,6 +227,8 @@ def merging_disabled(model: nn.Module):
 
 def reset_stats(model: nn.Module, record_patches: bool | None = None) -> None:
     """Clear the FLOP statistics of every HASTE layer (and optionally switch patch recording)."""
+    if record_patches is not None:
+        record_patches = check_flag("record_patches", record_patches)
     for _, layer in haste_layers(model):
         layer.reset_stats()
         if record_patches is not None:

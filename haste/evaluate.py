@@ -61,9 +61,9 @@ def evaluate(
         finite = torch.isfinite(logits).all(1).cpu()
         hits.append((logits.argmax(1).cpu() == labels) & finite)
         nonfinite += len(finite) - int(finite.sum().item())
-    if not hits:
-        raise ValueError("no images to evaluate")
-    correct = torch.cat(hits)
+    correct = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+    if not len(correct):
+        raise ValueError("no images to evaluate (no batches, or empty ones only)")
     if nonfinite:
         warnings.warn(
             f"{nonfinite} of {len(correct)} images gave non-finite logits (NaN or Inf); they count as wrong",

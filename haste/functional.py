@@ -8,6 +8,14 @@ im2col columns of the merged windows (``[outputs, kh * kw * C]``, made for the v
 only). The columns come from the fused numba kernel of :mod:`haste.fused` for CPU inference in
 float32 or float64, and from the torch ops below otherwise (gradients, GPU, half types, the
 random-grouping control). Hashing and merging run in float32 at least; the GEMM in the input's dtype.
+
+Inputs near the dtype's maximum: hashing sums a window's values over channels (centring) and pixels
+(projections), merging over a bucket's channels, and such sums of finite values can overflow where
+``nn.Conv2d``'s do not. On the CPU such an input is run scaled by a power of two (which changes no
+code, no bucket and no rounding) and the output scaled back; ordinary inputs are not touched. On
+other devices finding out would wait for the device, so there the finite inputs must stay below
+``finfo.max / (2 * C_in * window_pixels * max|hyperplanes|)`` (about 1e34 in float32 for a
+512-channel 3x3 conv at P = 3).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import torch.nn.functional as F
 
 from . import fused
 from .hashing import bucket_ids, codes_from_projections, isolate_channels, merge_channels
+from .settings import _is_int, check_patch_size
 from .weight_cache import rearranged
 
 
@@ -70,6 +79,31 @@ class Tiling:
             (rows - 1) * self.stride[0] + self.kernel_size[0],
             (cols - 1) * self.stride[1] + self.kernel_size[1],
         )
+
+
+def _int_pair(name: str, value) -> tuple[int, int]:
+    """An int or a pair of ints (as ``F.conv2d`` takes them) as a pair of ints >= 0."""
+    pair = (value, value) if _is_int(value) else value
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is_int(v) and v >= 0 for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints >= 0, not {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_geometry(kernel_size: tuple[int, int], stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``stride`` and ``padding`` as pairs of ints; both as ``F.conv2d`` takes them (an int, a pair,
+    or for the padding ``"valid"``, and ``"same"`` where it is symmetric: odd kernels, stride 1)."""
+    stride = _int_pair("stride", stride)
+    if 0 in stride:
+        raise ValueError(f"stride must be >= 1, not {stride}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            return stride, (0, 0)
+        if padding == "same" and all(k % 2 == 1 for k in kernel_size) and stride == (1, 1):
+            return stride, (kernel_size[0] // 2, kernel_size[1] // 2)
+        raise ValueError(
+            f"padding={padding!r} with kernel {tuple(kernel_size)} and stride {stride} is not supported"
+        )
+    return stride, _int_pair("padding", padding)
 
 
 def pad_to_tiles(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
@@ -155,17 +189,55 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
 
 
 def _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size) -> Tiling:
-    """The tiling of a HASTE conv, after checking that input, weight and hyperplanes fit together."""
+    """The tiling of a HASTE conv, after checking that input, weight and hyperplanes fit together.
+
+    ``stride`` and ``padding`` may be given as ``F.conv2d`` takes them; the tiling holds them as pairs.
+    """
+    if not x.is_floating_point():  # nn.Conv2d refuses them too; cast to float, they would hash as 0
+        raise TypeError(f"HASTE convolutions take floating-point inputs, not {x.dtype}")
     c_out, c_in, kh, kw = weight.shape
     if x.ndim != 4 or x.shape[1] != c_in:
         raise ValueError(
             f"expected input [N, {c_in}, H, W] ({c_in} input channels), got shape {tuple(x.shape)}"
         )
-    tiling = Tiling(tuple(x.shape[-2:]), (kh, kw), stride, padding, patch_size)
+    stride, padding = conv_geometry((kh, kw), stride, padding)
+    tiling = Tiling(tuple(x.shape[-2:]), (kh, kw), stride, padding, check_patch_size(patch_size))
     win_h, win_w = tiling.window
     if hyperplanes.shape[0] != win_h * win_w:
         raise ValueError(f"hyperplanes have {hyperplanes.shape[0]} rows, windows {win_h * win_w} pixels")
     return tiling
+
+
+def overflow_scale(x: torch.Tensor, hyperplanes: torch.Tensor) -> float | None:
+    """A power of two that brings ``x``'s finite values below where hashing and merging can overflow,
+    or None where they cannot (every ordinary input, and every input off the CPU: see the module's
+    docstring)."""
+    if x.device.type != "cpu" or x.numel() == 0:
+        return None
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # hashing's dtype
+    pixels = max(1, hyperplanes.shape[0])
+    plane_max = max(1.0, float(hyperplanes.detach().abs().amax())) if hyperplanes.numel() else 1.0
+    # sums of at most C_in * pixels terms of size |x| * |hyperplane entry| (fused: the channel sums
+    # of every pixel, projected); a factor of two for the projections subtracted from them
+    limit = torch.finfo(dtype).max / (2.0 * x.shape[1] * pixels * plane_max)
+    values = x.detach()
+    peak = max(float(values.amax()), -float(values.amin()))  # NaN where x holds one
+    if peak < limit:
+        return None
+    if not math.isfinite(peak):  # the largest finite value decides
+        peak = float(values.abs().where(torch.isfinite(values), 0).amax())
+        if peak < limit:
+            return None
+    return 2.0 ** -math.ceil(math.log2(peak / limit) + 1)  # a power of two: exact scaling
+
+
+def run_scaled(function, scale: float | None, x, weight, bias, *args):
+    """``function(x, weight, bias, *args)`` on ``x * scale``, its output scaled back: exact for a
+    power of two (up to subnormals), and the intermediate sums stay finite."""
+    if scale is None:
+        return function(x, weight, bias, *args)
+    out, num_buckets = function(x * scale, weight, None if bias is None else bias * scale, *args)
+    return out / scale, num_buckets
 
 
 # Images are processed in chunks whose tile windows take about this many bytes: the merging passes
@@ -182,8 +254,8 @@ def haste_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    stride: tuple[int, int],
-    padding: tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int] | str,
     hyperplanes: torch.Tensor,
     patch_size: int,
     centre: bool = True,
@@ -196,16 +268,22 @@ def haste_conv2d(
     buckets ``m`` in every patch but group the channels at random instead, channel ``c`` going to
     group ``random_ranks[tile, c] % m`` (groups of equal size, independent of the data).
     The weight and bias may have another dtype than ``x``: the output has ``x``'s.
-    Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory) and the number of
-    buckets of every tile ``[N, tiles_h * tiles_w]``.
+    ``stride`` and ``padding``: as ``F.conv2d`` takes them (an int or a pair; "valid", or "same" for
+    odd kernels at stride 1). Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory)
+    and the number of buckets of every tile ``[N, tiles_h * tiles_w]``.
     """
+    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    arguments = (tiling, hyperplanes, centre, random_ranks)
+    return run_scaled(_haste_conv2d, overflow_scale(x, hyperplanes), x, weight, bias, *arguments)
+
+
+def _haste_conv2d(x, weight, bias, tiling: Tiling, hyperplanes, centre, random_ranks):
     n, channels = x.shape[:2]
     c_out, c_in, kh, kw = weight.shape
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     (win_h, win_w), (tiles_h, tiles_w), (out_h, out_w) = tiling.window, tiling.tiles, tiling.out_size
     bias = None if bias is None else bias.to(x.dtype)
     if n == 0:
-        return empty_batch(x, weight, bias, stride, padding, tiling)
+        return empty_batch(x, weight, bias, tiling.stride, tiling.padding, tiling)
     image_bytes = tiles_h * tiles_w * win_h * win_w * channels * x.element_size()
     chunk = max(1, (CHUNK_BYTES if x.device.type == "cpu" else ACCELERATOR_CHUNK_BYTES) // image_bytes)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)

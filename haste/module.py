@@ -7,18 +7,22 @@ the layer's seed, ``layer.merge = False`` makes the layer exactly ``nn.Conv2d``.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .compressed import haste_conv2d_compressed
 from .flops import LayerStats, tile_constants
-from .functional import Tiling, haste_conv2d
+from .functional import Tiling, conv_geometry, haste_conv2d
 from .hashing import draw_hyperplanes
 from .settings import (
     EXECUTIONS,
     check_centre,
     check_execution,
+    check_flag,
     check_grouping,
     check_num_hyperplanes,
     check_patch_size,
@@ -26,6 +30,7 @@ from .settings import (
     check_seed,
     check_sparsity,
 )
+from .weight_cache import _same_bits
 
 EXECUTION_PATHS = EXECUTIONS  # the old name
 
@@ -40,9 +45,11 @@ class HasteConv2d(nn.Conv2d):
     a control: LSH's bucket count per patch, random groups), ``execution`` ("gemm": fastest for large
     batches, the merge applied as channel replacement before one GEMM per layer; "compressed":
     per-tile convolutions at the merged depth, as in the paper; both give the same outputs; "eval",
-    the old name of "gemm", still works), ``merge`` (False: exactly ``nn.Conv2d``),
-    ``record_patches`` (keep the kept-channel fraction of every patch in ``stats.kept_fraction``).
-    Buffer ``hyperplanes``: ``[window_pixels, L]``.
+    the old name of "gemm", still works; it runs LSH grouping only), ``merge`` (False: exactly
+    ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of every patch in
+    ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``; the FLOP counts follow
+    it however it changes (``load_state_dict``, in-place edits, a new tensor). ``padding`` may be
+    ``"same"`` (odd kernels, stride 1) or ``"valid"``; the layer holds it as numbers.
 
     As a drop-in ``nn.Conv2d``: under ``torch.autocast`` the layer computes in the autocast dtype
     (hashing and merging in float32, the GEMM in the autocast dtype), an empty batch gives the empty
@@ -69,6 +76,7 @@ class HasteConv2d(nn.Conv2d):
     ):
         super().__init__(*args, **kwargs)
         _check_supported(self)
+        self.padding = _numeric_padding(self)  # "same" / "valid" as numbers: the tiling needs them
         self._num_hyperplanes = check_num_hyperplanes(num_hyperplanes)
         self._sparsity, self._patch_size = check_sparsity(sparsity), check_patch_size(patch_size)
         self._seed, self._projection = check_seed(seed), check_projection(projection)
@@ -78,7 +86,8 @@ class HasteConv2d(nn.Conv2d):
         self.merge = True
         self.record_patches = False
         self.reset_stats()
-        self._cost_cache: dict = {}
+        self._cost_cache: dict = {}  # constants by (input size, patch size), for the hyperplanes below
+        self._cost_planes: tuple | None = None  # (hyperplanes, version, snapshot) they were made from
         self.register_buffer("hyperplanes", self._draw().to(self.weight.device))  # drawn on the CPU
 
     @classmethod
@@ -148,7 +157,6 @@ class HasteConv2d(nn.Conv2d):
         for name, value in settings.items():
             setattr(self, name, value)
         self.hyperplanes = hyperplanes.to(self.hyperplanes)  # keeps the buffer's device and dtype
-        self._cost_cache.clear()
 
     num_hyperplanes = property(
         lambda self: self._num_hyperplanes, lambda self, value: self.configure(num_hyperplanes=value)
@@ -165,13 +173,33 @@ class HasteConv2d(nn.Conv2d):
     centre = property(
         lambda self: self._centre, lambda self, value: self._set_checked("_centre", check_centre, value)
     )
-    grouping = property(
-        lambda self: self._grouping, lambda self, value: self._set_checked("_grouping", check_grouping, value)
+    merge = property(
+        lambda self: self._merge,
+        lambda self, value: self._set_checked("_merge", functools.partial(check_flag, "merge"), value),
     )
-    execution = property(
-        lambda self: self._execution,
-        lambda self, value: self._set_checked("_execution", check_execution, value),
+    record_patches = property(
+        lambda self: self._record_patches,
+        lambda self, value: self._set_checked(
+            "_record_patches", functools.partial(check_flag, "record_patches"), value
+        ),
     )
+
+    def _set_grouping(self, value) -> None:
+        value = check_grouping(value)
+        if value != "lsh" and getattr(self, "_execution", "gemm") == "compressed":
+            raise ValueError(f"grouping={value!r} runs on the gemm path only, and execution is 'compressed'")
+        self._grouping = value
+
+    def _set_execution(self, value) -> None:
+        value = check_execution(value)
+        if value == "compressed" and self._grouping != "lsh":
+            raise ValueError(
+                f"execution='compressed' runs LSH grouping only, and grouping is {self._grouping!r}"
+            )
+        self._execution = value
+
+    grouping = property(lambda self: self._grouping, _set_grouping)
+    execution = property(lambda self: self._execution, _set_execution)
 
     @property
     def window(self) -> tuple[int, int]:
@@ -195,7 +223,6 @@ class HasteConv2d(nn.Conv2d):
                 )
             self._num_hyperplanes = check_num_hyperplanes(saved.shape[1])
             self.hyperplanes = torch.empty_like(saved, device=self.hyperplanes.device)
-            self._cost_cache.clear()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- forward ---------------------------------------------------------------------------------
@@ -224,8 +251,6 @@ class HasteConv2d(nn.Conv2d):
                 self._random_ranks(x),
             )
         else:
-            if self.grouping != "lsh":
-                raise ValueError("the compressed path runs LSH grouping only")
             out, num_buckets = haste_conv2d_compressed(
                 x,
                 self.weight,
@@ -261,15 +286,36 @@ class HasteConv2d(nn.Conv2d):
     # --- accounting: counts only; the FLOPs are haste.flops' cost model of them ------------------
     def _tile_constants(self, in_size: tuple[int, int]) -> dict:
         """Per-tile valid outputs, window pixels and hyperplane nonzeros for an input size."""
-        if in_size not in self._cost_cache:
+        if self._hyperplanes_changed():
+            self._cost_cache.clear()
+        key = (in_size, self._patch_size)
+        if key not in self._cost_cache:
             tiling = Tiling(in_size, self.kernel_size, self.stride, self.padding, self._patch_size)
             nonzeros = (self.hyperplanes != 0).sum(1).view(*tiling.window).cpu()
             constants = tile_constants(tiling, nonzeros)
-            self._cost_cache[in_size] = {
+            self._cost_cache[key] = {
                 **constants,
                 **{f"{name}_sum": int(value.sum()) for name, value in constants.items()},
             }
-        return self._cost_cache[in_size]
+        return self._cost_cache[key]
+
+    def _hyperplanes_changed(self) -> bool:
+        """Whether the hyperplanes differ from those the cost constants were made from (and note them).
+
+        A new tensor or a version bump (``load_state_dict``, in-place edits) is seen anywhere. On the
+        CPU a comparison with a snapshot also sees edits through ``.data``, which bump no version;
+        elsewhere it would wait for the device, for every layer.
+        """
+        planes = self.hyperplanes
+        version = None if planes.is_inference() else planes._version  # inference tensors have none
+        kept = self._cost_planes
+        on_cpu = planes.device.type == "cpu"
+        if kept is not None and kept[0] is planes and kept[1] == version:
+            if not on_cpu or _same_bits(kept[2], planes.detach()):
+                return False
+        snapshot = planes.detach().clone(memory_format=torch.contiguous_format) if on_cpu else None
+        self._cost_planes = (planes, version, snapshot)
+        return True
 
     # Host-side bookkeeping: under torch.compile, tracing it would guard on the growing counters
     # and recompile the layer on every call.
@@ -326,17 +372,25 @@ def _autocast_applies(x: torch.Tensor) -> bool:
 
 
 def _numeric_padding(conv: nn.Conv2d) -> tuple[int, int]:
-    if isinstance(conv.padding, str):
-        if conv.padding == "valid":
-            return (0, 0)
-        if all(k % 2 == 1 for k in conv.kernel_size) and all(s == 1 for s in conv.stride):
-            return conv.kernel_size[0] // 2, conv.kernel_size[1] // 2
-        raise ValueError(f"padding={conv.padding!r} with kernel {conv.kernel_size} is not supported")
-    return conv.padding[0], conv.padding[1]
+    return conv_geometry((conv.kernel_size[0], conv.kernel_size[1]), conv.stride, conv.padding)[1]
+
+
+def _own_forward(conv: nn.Conv2d) -> str | None:
+    """The method of nn.Conv2d's forward that ``conv``'s class replaces (HASTE would drop it), if any."""
+    for name in ("forward", "_conv_forward"):
+        if getattr(type(conv), name) is not getattr(nn.Conv2d, name):
+            return name
+    return None
 
 
 def unsupported_reason(conv: nn.Conv2d) -> str | None:
     """Why HASTE cannot replace ``conv``, or None if it can."""
+    if not isinstance(conv, HasteConv2d) and (method := _own_forward(conv)) is not None:
+        return f"{type(conv).__name__} overrides nn.Conv2d.{method}, which HASTE would not run"
+    if parametrize.is_parametrized(conv):
+        return "a parametrised weight (torch.nn.utils.parametrize, e.g. weight_norm) is not supported"
+    if not isinstance(conv.weight, nn.Parameter):
+        return "a weight computed by a hook (e.g. the old torch.nn.utils.weight_norm) is not supported"
     if conv.groups != 1:
         return f"grouped conv (groups={conv.groups}) is not supported"
     if any(d != 1 for d in conv.dilation):

@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
+import numpy as np
+
 MAX_HYPERPLANES = 53  # codes are exact integers in float64
 PROJECTIONS = ("ternary", "gaussian")
 GROUPINGS = ("lsh", "random")  # "random": control, LSH's bucket count per patch, random groups
@@ -24,7 +26,14 @@ def _is_int(value) -> bool:
 
 
 def _is_bool(value) -> bool:
-    return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's bool too
+    return isinstance(value, (bool, np.bool_))  # numpy's bool too (np.bool in numpy 2)
+
+
+def check_flag(name: str, value) -> bool:
+    """``value`` as a bool: True or False (numpy's too), not a truthy string or number."""
+    if not _is_bool(value):
+        raise ValueError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
 
 
 def check_num_hyperplanes(value) -> int:
@@ -58,9 +67,7 @@ def check_projection(value) -> str:
 
 
 def check_centre(value) -> bool:
-    if not _is_bool(value):
-        raise ValueError(f"centre must be True or False, not {value!r}")
-    return bool(value)
+    return check_flag("centre", value)
 
 
 def check_grouping(value) -> str:
@@ -83,9 +90,7 @@ def check_skip(value) -> int | tuple[str, ...]:
 
 
 def check_include_pointwise(value) -> bool:
-    if not _is_bool(value):
-        raise ValueError(f"include_pointwise must be True or False, not {value!r}")
-    return bool(value)
+    return check_flag("include_pointwise", value)
 
 
 def check_execution(value) -> str:
