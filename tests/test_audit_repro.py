@@ -164,3 +164,89 @@ def test_concurrent_writers_of_one_file_never_share_a_temporary_file(tmp_path):
         thread.join()
     assert errors == [] and path.read_text() in texts  # one writer's file, whole
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+# --- 9: a sweep keeps the rows of the models it did not run ----------------------------------------
+
+
+@pytest.fixture
+def tiny_weights(tmp_path):
+    from haste import models
+
+    weights = tmp_path / "resnet18.pt"
+    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    return str(weights)
+
+
+def committed_rows(model: str, sha: str, grid, seeds=(0, 1, 2), source="stand-in"):
+    """Rows as a committed sweep holds them (from other code: none is reused), a baseline first."""
+    import pandas as pd
+
+    from haste.repro.experiments import RESULT_COLUMNS
+
+    base = {"model": model, "weights_source": source, "weights_sha256": sha, "images": 10}
+    base |= {"commit": "0" * 40, "code_fingerprint": "other code", "flops_dense": 1e8}
+    rows = [base | {"accuracy": 80.0, "accuracy_drop": 0.0}]
+    settings = {"sparsity": 2 / 3, "patch_size": 3, "projection": "ternary", "centre": True}
+    settings |= {"grouping": "lsh", "skip": 1, "include_pointwise": False}
+    for seed in seeds:
+        for L in grid:
+            rows.append(base | settings | {"num_hyperplanes": L, "seed": seed, "accuracy": 70.0 + L / 100})
+    return pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS).assign(accuracy_drop=lambda f: 80 - f.accuracy)
+
+
+def test_sweep_models_keeps_the_rows_of_models_it_did_not_run(tmp_path, tiny_weights, monkeypatch, capsys):
+    import pandas as pd
+
+    from haste.repro import experiments
+
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    csv_path = tmp_path / "cifar10_sweep.csv"
+    # vgg11_bn: its checkpoint is missing now; vgg13_bn: not in this call; resnet18: L 4 and 8 are
+    # measured again, and its L 12 and seeds 1 and 2, which this call does not run, stay
+    resnet_sha = models_sha(tiny_weights)
+    earlier = pd.concat(
+        [
+            committed_rows("cifar10/vgg11_bn", "ab" * 32, [8, 16]),
+            committed_rows("cifar10/resnet18", resnet_sha, [4, 8, 12], source="user file"),
+            committed_rows("cifar10/vgg13_bn", "cd" * 32, [12]),
+        ]
+    )
+    experiments.save_rows(earlier, csv_path)
+
+    def load_arguments(name, weights, allow_random):
+        if name != "cifar10/resnet18":
+            raise FileNotFoundError(f"{name}: no checkpoint")
+        return {"weights": tiny_weights, "weights_dir": None}
+
+    monkeypatch.setattr(experiments, "load_arguments", load_arguments)
+    names = ["cifar10/vgg11_bn", "cifar10/resnet18"]
+    rows, summary = experiments.sweep_models(names, lambda name: [4, 8], [0], root, csv_path)
+    assert "SKIPPED cifar10/vgg11_bn" in capsys.readouterr().out
+    written = experiments.read_rows(csv_path)
+    assert rows.equals(written)
+    key = ["model", "num_hyperplanes", "seed"]
+    by_key = written.set_index(key).sort_index()
+    assert not by_key.index.duplicated().any()  # each measurement once: replaced, not added
+    assert set(written.model) == {"cifar10/vgg11_bn", "cifar10/resnet18", "cifar10/vgg13_bn"}
+    for model in ("cifar10/vgg11_bn", "cifar10/vgg13_bn"):  # as they were
+        kept, expected = written[written.model == model], earlier[earlier.model == model]
+        assert kept.accuracy.tolist() == expected.accuracy.tolist()
+        assert kept.num_hyperplanes.fillna(0).tolist() == expected.num_hyperplanes.fillna(0).tolist()
+    resnet = written[written.model == "cifar10/resnet18"]
+    assert len(resnet) == 1 + 3 * 3  # baseline, L 4, 8, 12 at seeds 0, 1, 2
+    measured = resnet[(resnet.seed == 0) & resnet.num_hyperplanes.isin([4, 8])]
+    assert (measured.code_fingerprint != "other code").all() and (measured.accuracy != 70.04).all()
+    stayed = resnet[resnet.num_hyperplanes.notna() & ((resnet.seed != 0) | (resnet.num_hyperplanes == 12))]
+    assert (stayed.code_fingerprint == "other code").all() and len(stayed) == 7
+    assert len(summary) == 2 + 3 + 1  # vgg11_bn's two L, resnet18's three, vgg13_bn's one
+    on_file = pd.read_csv(tmp_path / "cifar10_sweep_summary.csv")
+    assert on_file.seeds.tolist() == summary.seeds.tolist() == [3] * 6
+    assert on_file.model.tolist() == summary.model.tolist()
+
+
+def models_sha(path) -> str:
+    from haste import models
+
+    return models.sha256_file(path)

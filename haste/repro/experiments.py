@@ -352,8 +352,9 @@ def sweep_models(
 
     Models without a checkpoint are skipped with a printed notice. Rows of the existing
     ``csv_path`` are reused only where the same code computed them (see :func:`reusable_rows`);
-    all others are evaluated. Writes the rows to ``csv_path`` and their summary next to it
-    (``<stem>_summary.csv``); returns both.
+    all others are evaluated. The rows are merged into ``csv_path`` (:func:`merge_rows`: the rows
+    of models not run stay) and its summary written next to it (``<stem>_summary.csv``); returns
+    both as written.
     ``weights``: see :func:`load_arguments`. ``extend_grid``: up to this many L added per model
     whose grid does not bracket its operating point (see :func:`next_hyperplanes`). ``shard``:
     evaluate only this process's part of every model's measurements (see :class:`Shard`) into the
@@ -392,14 +393,94 @@ def sweep_models(
             "written by a run without a shard, once every shard has finished"
         )
         return results, summarize(results)
-    results = save_rows(results, csv_path)
+    results = save_rows(merge_rows(earlier, results, csv_path.name), csv_path)
     summary = summarize(results)
     atomic_write_csv(summary, csv_path.with_name(f"{csv_path.stem}_summary.csv"), float_format="%.6g")
     return results, summary
 
 
+def _normal(value):
+    """A cell as it compares across a CSV and a fresh row: numbers to the CSV's 6 significant digits,
+    ``"True"`` as ``True``, missing as ``None``, layer-name tuples as the text the CSV holds."""
+    if isinstance(value, tuple):
+        return str(value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        if value in ("True", "False"):
+            return value == "True"
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"{float(value):.6g}"
+    return str(value)
+
+
+# transforms a row written before the column was added had (reusable_rows)
+DEFAULT_TRANSFORMS = ("resize256-crop224-torchvision", "normalise-cifar10")
+
+
+def measurement_identity(rows: pd.DataFrame) -> list[tuple]:
+    """Per row, what it measured (:data:`MEASUREMENT_KEYS` and the transform) in a form that compares
+    equal between a row read from a CSV and the same measurement made afresh: two rows of one CSV
+    with equal identities are one measurement, and a newer one replaces the older."""
+    columns = [rows[c] if c in rows else pd.Series(None, index=rows.index) for c in MEASUREMENT_KEYS]
+    transform = rows["transform"] if "transform" in rows else pd.Series(None, index=rows.index)
+    return [tuple(_normal(v) for v in values) for values in zip(*columns, transform.map(_normal_transform))]
+
+
+def _normal_transform(transform) -> str:
+    """A row's transform, the defaults as one (rows written before the column have none)."""
+    return "default" if _normal(transform) in (None, *DEFAULT_TRANSFORMS) else str(transform)
+
+
+def merge_rows(earlier: pd.DataFrame | None, results: pd.DataFrame, where: str = "the CSV") -> pd.DataFrame:
+    """``results`` merged into the ``earlier`` rows of a CSV by :func:`measurement_identity`.
+
+    A row of ``results`` replaces the earlier row of the same measurement; every other earlier row
+    stays, those of models not run in particular (skipped for a missing checkpoint, or not asked
+    for), except the rows of a model run here with another checkpoint, which this run supersedes
+    (one checkpoint per model and CSV). Order: model by model as they first appear (earlier rows
+    first), a model's new rows in the run's order, then its earlier rows that stay.
+    """
+    if earlier is None or earlier.empty:
+        return results
+    run_checkpoints = results.groupby("model")["weights_sha256"].agg(lambda shas: set(shas.dropna()))
+    superseded = earlier.model.isin(run_checkpoints.index) & ~pd.Series(
+        [sha in run_checkpoints.get(model, ()) for model, sha in zip(earlier.model, earlier.weights_sha256)],
+        index=earlier.index,
+    )
+    if superseded.any():
+        models_of = ", ".join(sorted(earlier.model[superseded].unique()))
+        print(f"{where}: {superseded.sum()} rows of {models_of} of another checkpoint replaced by this run's")
+    new = set(measurement_identity(results))
+    replaced = pd.Series([i in new for i in measurement_identity(earlier)], index=earlier.index)
+    stays = ~superseded & ~replaced
+    kept = earlier[stays]
+    not_run = sorted(set(kept.model) - set(results.model))
+    if not_run:
+        count = kept.model.isin(not_run).sum()
+        print(f"{where}: kept {count} rows of models not run here ({', '.join(not_run)})")
+    order = list(dict.fromkeys([*earlier.model, *results.model]))
+    parts = [part for model in order for part in (results[results.model == model], kept[kept.model == model])]
+    return pd.concat([part for part in parts if not part.empty], ignore_index=True)
+
+
+# columns of a summary that are one value per model and setting, taken from the group's first row
+# that has one rather than grouped by: rows written before a column was added have none
+SUMMARY_CONSTANTS = ("flops_dense", "flops_dense_convlinear", "transform")
+
+
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over hyperplane seeds, one row per model, settings and L."""
+    """Mean and standard deviation over hyperplane seeds, one row per model, settings and L.
+
+    The seeds of one measurement are averaged whichever code or machine computed them (each row
+    records both); rows merged from an older CSV (:func:`merge_rows`) join the new ones.
+    """
     keys = [
         c
         for c in RESULT_COLUMNS
@@ -417,12 +498,17 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             "code_fingerprint",
         )
     ]
+    by = [c for c in keys if c not in SUMMARY_CONSTANTS]
     haste_rows = results.dropna(subset=["num_hyperplanes"])
+    transform = haste_rows.get("transform", pd.Series(None, index=haste_rows.index, dtype=object))
+    haste_rows = haste_rows.assign(_transform=[_normal_transform(t) for t in transform])
     metrics = ["accuracy", "accuracy_drop", *REDUCTION_COLUMNS]
-    grouped = haste_rows.groupby(keys, dropna=False)[metrics]
-    spread = grouped.std(ddof=0).add_suffix("_std")
-    summary = grouped.mean().join(spread).join(grouped.size().rename("seeds"))
-    return summary.reset_index()
+    grouped = haste_rows.groupby([*by, "_transform"], dropna=False)
+    constants = grouped[[c for c in SUMMARY_CONSTANTS if c in keys]].first()
+    spread = grouped[metrics].std(ddof=0).add_suffix("_std")
+    summary = constants.join(grouped[metrics].mean()).join(spread).join(grouped.size().rename("seeds"))
+    summary = summary.reset_index()
+    return summary[[*keys, *metrics, *spread.columns, "seeds"]]
 
 
 def drop_at_reduction(summary: pd.DataFrame, reductions: list[float], by: str = "variant") -> pd.DataFrame:
