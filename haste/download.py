@@ -16,24 +16,36 @@ import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
+import warnings
 import zipfile
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
-from .files import atomic_write_text, cache_dir, one_line
+from .files import atomic_write_text, cache_dir, one_line, remove_stale, writer_tag
 from .models.paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
 
 # huyvnphan/PyTorch_CIFAR10's state_dicts.zip (933 MB), the URL of its data.py; the README names a copy
 ZOO_URL = "https://rutgers.box.com/shared/static/gkw08ecs797j2et1ksmbg1w5t3idf5r5.zip"
 ZOO_COPY = "https://drive.google.com/file/d/17fmN8eQdLpq2jIMQ_X0IXDPXfI9oVWgq/view"
-MANIFEST_COLUMNS = ["model", "file", "sha256", "size_bytes", "archive", "archive_sha256"]
+MANIFEST_COLUMNS = ["model", "file", "sha256", "size_bytes", "archive", "archive_sha256", "archive_trust"]
+# the zoo publishes no hash of its archive: what the manifest says of it
+ARCHIVE_TRUST = "as given: no published hash to check it against; each checkpoint loads strictly"
+# the largest member read from an archive: the zoo's largest state dict (VGG19-BN's, 156 MB) with
+# room to spare; a member declaring more is no checkpoint of the zoo (or a zip bomb), and none is
+# read past the size it declares
+MAX_MEMBER_BYTES = 400 << 20
 # what a failed download or unpacking can raise: network, HTTP, file system, archive
 FETCH_ERRORS = (urllib.error.URLError, HTTPException, OSError, zipfile.BadZipFile, EOFError)
 
 
 class DownloadError(OSError):
     """A download or an archive could not be used; the one-line message says what to do instead."""
+
+
+class InsecureSourceWarning(UserWarning):
+    """A source fetched over a connection that anyone on its path can change (``http://``)."""
 
 
 def download_file(url: str, destination: Path, progress: bool = True, timeout: float = 60) -> Path:
@@ -72,7 +84,24 @@ def download_file(url: str, destination: Path, progress: bool = True, timeout: f
 
 
 def _is_url(source: str) -> bool:
-    return str(source).split("://", 1)[0] in ("http", "https", "ftp", "file")
+    return str(source).split("://", 1)[0].lower() in ("http", "https", "ftp", "file")
+
+
+def warn_if_insecure(source: str) -> None:
+    """An :class:`InsecureSourceWarning` for an ``http://`` or ``ftp://`` source off this machine
+    (a server on the loopback interface is reached without a network to tamper on the way)."""
+    parts = urllib.parse.urlsplit(str(source))
+    if parts.scheme.lower() not in ("http", "ftp"):
+        return
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.startswith("127.") or host == "::1":
+        return
+    warnings.warn(
+        f"{source}: {parts.scheme.lower()}:// is not authenticated, so anyone on the way can change "
+        "what arrives; prefer https:// (the files are checked only by loading them)",
+        InsecureSourceWarning,
+        stacklevel=3,
+    )
 
 
 def _offline_message(what: str, url: str, error: BaseException, instead: str) -> str:
@@ -101,6 +130,7 @@ def fetch_paper_weights(
         )
     directory.parent.mkdir(parents=True, exist_ok=True)
     if _is_url(source):
+        warn_if_insecure(source)
         key = hashlib.sha256(str(source).encode()).hexdigest()[:12]
         archive = directory.parent / f".{directory.name}-state_dicts-{key}.zip"
         if not archive.is_file():  # a whole archive left by an interrupted unpacking is used again
@@ -163,7 +193,11 @@ def extract_paper_weights(
             f"{archive} is not a readable zip archive ({one_line(error)}): a corrupt or incomplete "
             "download; delete it and fetch it again"
         ) from error
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    # folders of extractions killed part-way (a crash, kill -9): their process has gone
+    remove_stale(directory.parent, f".{directory.name}.partial-")
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{directory.name}.partial-{writer_tag()}-", dir=directory.parent)
+    )
     try:
         with archive_file:
             members = _zoo_members(archive_file, archive)
@@ -171,9 +205,7 @@ def extract_paper_weights(
             for arch, member in members.items():
                 target = staging / f"{arch}.pt"
                 try:
-                    with archive_file.open(member) as source_file, open(target, "wb") as handle:
-                        # the zip's CRC-32 of the member is checked when its end is read
-                        shutil.copyfileobj(source_file, handle, 1 << 20)
+                    _extract_member(archive_file, member, target, archive)
                     check_loads(f"cifar10/{arch}", target)
                 except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as error:
                     raise DownloadError(
@@ -185,7 +217,8 @@ def extract_paper_weights(
                     {"model": f"cifar10/{arch}", "file": target.name, "sha256": sha, "size_bytes": size}
                 )
         archive_sha = models.sha256_file(archive)
-        rows = [row | {"archive": source, "archive_sha256": archive_sha} for row in rows]
+        provenance = {"archive": source, "archive_sha256": archive_sha, "archive_trust": ARCHIVE_TRUST}
+        rows = [row | provenance for row in rows]
         atomic_write_text(_manifest_text(rows), staging / MANIFEST)
         if directory.is_dir():
             directory.rmdir()  # empty: checked by the caller; a full one is never replaced
@@ -194,6 +227,27 @@ def extract_paper_weights(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return rows
+
+
+def _extract_member(archive_file: zipfile.ZipFile, member: str, target: Path, archive: Path) -> None:
+    """``member`` into ``target``, refused when it declares more than :data:`MAX_MEMBER_BYTES`, and
+    never read past the size it declares (its CRC-32 is checked when its end is read)."""
+    declared = archive_file.getinfo(member).file_size
+    if declared > MAX_MEMBER_BYTES:
+        raise DownloadError(
+            f"{member} in {archive} declares {declared:,d} bytes unpacked, more than any checkpoint of the "
+            f"zoo ({MAX_MEMBER_BYTES:,d} at most): not the zoo's state_dicts.zip"
+        )
+    written = 0
+    with archive_file.open(member) as source_file, open(target, "wb") as handle:
+        while chunk := source_file.read(min(1 << 20, declared + 1 - written)):
+            written += len(chunk)
+            if written > declared:
+                raise DownloadError(
+                    f"{member} in {archive} unpacks to more than the {declared:,d} bytes it declares: "
+                    "a corrupt or crafted archive"
+                )
+            handle.write(chunk)
 
 
 def check_loads(name: str, path: str | os.PathLike) -> None:
@@ -246,7 +300,10 @@ def complete_manifest(directory: str | os.PathLike) -> list[dict] | None:
 
 def format_manifest(rows: list[dict], directory: str | os.PathLike) -> str:
     """The manifest as the command prints it: where, then one line per file."""
-    lines = [f"paper checkpoints in {directory} ({MANIFEST}; archive SHA-256 {rows[0]['archive_sha256']}):"]
+    lines = [
+        f"paper checkpoints in {directory} ({MANIFEST}; archive SHA-256 {rows[0]['archive_sha256']}, "
+        f"trusted {rows[0].get('archive_trust') or ARCHIVE_TRUST}):"
+    ]
     for row in rows:
         lines.append(f"  {row['file']:<13} {int(row['size_bytes']):>11,d} bytes  sha256 {row['sha256']}")
     return "\n".join(lines)

@@ -250,3 +250,124 @@ def models_sha(path) -> str:
     from haste import models
 
     return models.sha256_file(path)
+
+
+# --- 8: extraction is bounded, leftovers of crashed runs are removed, plain HTTP is warned about ---
+
+
+def small_zoo(path: Path, size: int = 4000) -> Path:
+    import zipfile
+
+    from haste.models.paper_weights import PAPER_ARCHITECTURES
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for arch in PAPER_ARCHITECTURES:
+            archive.writestr(f"state_dicts/{arch}.pt", b"\0" * size)
+    return path
+
+
+def test_a_member_declaring_more_than_any_checkpoint_is_not_unpacked(tmp_path, monkeypatch, capsys):
+    from haste import download
+
+    monkeypatch.setattr(download, "MAX_MEMBER_BYTES", 100_000)  # the zoo's largest, scaled down
+    archive = small_zoo(tmp_path / "state_dicts.zip", size=3_000_000)  # deflates to a few kB
+    target = tmp_path / "out" / "paper"
+    written = []
+    real_open = open
+
+    def watching_open(file, mode="r", *args, **kwargs):
+        if "w" in mode and str(file).startswith(str(tmp_path / "out")):
+            written.append(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", watching_open)
+    err = run_failing(["download", "paper-weights", "--from", str(archive), "--dir", str(target)], capsys)
+    assert "declares 3,000,000 bytes unpacked, more than any checkpoint of the zoo" in err
+    assert written == [] and list(target.parent.iterdir()) == []  # not a byte unpacked
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid  # ended: nothing runs under it (until the system reuses it)
+
+
+def test_leftovers_of_killed_writers_are_removed_on_the_next_run(tmp_path):
+    import socket
+    import time
+
+    from haste.files import atomic_write_text
+
+    host, dead = socket.gethostname(), dead_pid()
+    path = tmp_path / "cifar10_sweep.csv"
+    day_old = time.time() - 2 * 24 * 3600
+    stale = [
+        tmp_path / f"cifar10_sweep.csv.tmp{dead}",  # the old naming
+        tmp_path / f".cifar10_sweep.csv.{host}-{dead}.ab12cd.tmp",
+        tmp_path / ".cifar10_sweep.csv.elsewhere-1.ab12cd.tmp",  # another machine's, a day old
+    ]
+    alive = [
+        tmp_path / f".cifar10_sweep.csv.{host}-{os.getpid()}.zz99yy.tmp",  # a writer still writing
+        tmp_path / ".cifar10_sweep.csv.elsewhere-1.cd34ef.tmp",  # another machine's, recent
+        tmp_path / "cifar10_sweep.csv.tmpnotes",  # not a temporary file of ours
+    ]
+    for leftover in stale + alive:
+        leftover.write_text("part of a file")
+    os.utime(stale[2], (day_old, day_old))
+    atomic_write_text("model\n", path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name] + [p.name for p in alive])
+
+
+def test_folders_of_killed_extractions_are_removed_on_the_next_run(tmp_path):
+    import socket
+    import time
+
+    from haste.download import extract_paper_weights
+
+    host, dead = socket.gethostname(), dead_pid()
+    stale = [tmp_path / f".paper.partial-{host}-{dead}-k3j2h1", tmp_path / ".paper.partial-q8w7e6"]
+    running = tmp_path / f".paper.partial-{host}-{os.getpid()}-a1b2c3"
+    for folder in [*stale, running]:
+        folder.mkdir()
+        (folder / "resnet18.pt").write_bytes(b"part of a checkpoint")
+    day_old = time.time() - 2 * 24 * 3600
+    os.utime(stale[1], (day_old, day_old))  # the old naming, without the writer: by its age
+    with pytest.raises(OSError, match="cannot be read as a state dict"):
+        extract_paper_weights(small_zoo(tmp_path / "zoo.zip"), tmp_path / "paper", "zoo.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "zoo.zip"])
+
+
+def test_plain_http_sources_are_warned_about_and_the_manifest_says_what_is_trusted(
+    tmp_path, monkeypatch, capsys
+):
+    import csv
+    import shutil
+
+    from haste import download
+    from haste.models.paper_weights import PAPER_ARCHITECTURES
+
+    archive = small_zoo(tmp_path / "zoo.zip")
+    fetched = []
+
+    def fake_download(url, destination, progress=True, timeout=60):
+        fetched.append(url)
+        return shutil.copy(archive, destination)
+
+    monkeypatch.setattr(download, "download_file", fake_download)
+    monkeypatch.setattr(download, "check_loads", lambda name, path: None)  # no real checkpoints here
+    url = "HTTP://mirror.example/state_dicts.zip"
+    assert main(["download", "paper-weights", "--from", url, "--dir", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert fetched == [url] and err.count("\n") == 1
+    assert "warning:" in err and "http:// is not authenticated" in err and url in err
+    local = ["download", "paper-weights", "--from", str(archive), "--dir", str(tmp_path / "b")]
+    assert main(local) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and "trusted as given" in out.out
+    with open(tmp_path / "b" / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(PAPER_ARCHITECTURES)
+    assert all(row["archive_trust"].startswith("as given") for row in rows)

@@ -419,6 +419,20 @@ def _add_download(commands) -> None:
 
 
 def _download(args) -> int:
+    import warnings
+
+    from .. import download
+
+    with warnings.catch_warnings(record=True) as caught:  # printed as the errors are, one line each
+        warnings.simplefilter("always", download.InsecureSourceWarning)
+        try:
+            return _fetch(args)
+        finally:
+            for warning in caught:
+                print(f"python -m haste download: warning: {warning.message}", file=sys.stderr)
+
+
+def _fetch(args) -> int:
     from .. import download
 
     if args.what == "cifar10":
@@ -525,9 +539,69 @@ def _import(args) -> int:
     return 0
 
 
+# --- verify and diff ----------------------------------------------------------------------------
+
+
+def _add_verify(commands) -> None:
+    from .verify import DEFAULT_ROWS, FLOPS_TOLERANCE, PREDICTION_TOLERANCE
+
+    verify = _command(
+        commands,
+        "verify",
+        "re-measure a seeded random sample of committed result rows and compare",
+        f"Each row is measured again with its recorded checkpoint (found by its SHA-256), settings, L, "
+        f"seed and image count, bypassing the result cache, and agrees when its predictions differ by at "
+        f"most {PREDICTION_TOLERANCE} per 10,000 images and its FLOP counts by {FLOPS_TOLERANCE:g} "
+        "relative (docs/reproducing.md#checking-committed-numbers). Exit status 1 on a disagreement.",
+    )
+    verify.add_argument(
+        "--csv", nargs="+", default=None, help="result CSVs (default: every committed sweep's in results/)"
+    )
+    verify.add_argument(
+        "--rows",
+        type=_positive_int,
+        default=DEFAULT_ROWS,
+        help="rows to sample (about 15 minutes on 2 cores)",
+    )
+    verify.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    verify.add_argument("--data", default=None, help=f"CIFAR-10 ({DATA_RULE})")
+    verify.add_argument("--imagenet", default=None, help="ImageNet validation folder of ImageNet rows")
+    verify.add_argument(
+        "--weights-dir", nargs="+", default=None, help="more folders of checkpoints (manifest.csv) to look in"
+    )
+    verify.set_defaults(run=_verify)
+
+
+def _verify(args) -> int:
+    from . import verify
+
+    return verify.main(args)
+
+
+def _add_diff(commands) -> None:
+    diff = _command(
+        commands,
+        "diff",
+        "compare two result CSVs or result folders row by row",
+        "Rows are aligned by their keys and classed as identical, rounding (within verify's "
+        "tolerance), seed noise (within the std over seeds), changed, missing or added; a Markdown "
+        "report, exit status 1 when a row is changed or missing.",
+    )
+    diff.add_argument("old", help="a CSV or a folder of CSVs (e.g. results)")
+    diff.add_argument("new", help="the same, regenerated (e.g. ./run_all.sh --results-dir NEW)")
+    diff.add_argument("--details", type=int, default=20, help="rows listed per file")
+    diff.set_defaults(run=_diff)
+
+
+def _diff(args) -> int:
+    from . import diff
+
+    return diff.main(args)
+
+
 # --- the parser ---------------------------------------------------------------------------------
 
-COMMANDS = [_add_eval, _add_train, _add_export, _add_slim, _add_download, _add_import]
+COMMANDS = [_add_eval, _add_train, _add_export, _add_slim, _add_download, _add_import, _add_verify, _add_diff]
 
 
 def _number(text: str):
