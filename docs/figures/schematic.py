@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from haste.hashing import bucket_ids, codes_from_projections, draw_hyperplanes, merge_channels  # noqa: E402
+from haste.hashing import bucket_ids, codes_from_projections, draw_hyperplanes, merge_channels
+from haste.repro.plotting import new_figure, save_figure, styled
 
 OUT = Path(__file__).resolve().with_name("haste_schematic.png")
 SIDE, CHANNELS, HYPERPLANES = 5, 8, 4
@@ -49,10 +48,13 @@ def hashed(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return codes.long(), ids[0], merged
 
 
-def draw(window, codes, ids, merged) -> plt.Figure:
-    figure, axis = plt.subplots(figsize=(10, 3.8))
+@styled
+def draw(window, codes, ids, merged) -> Figure:
+    figure = new_figure(10, 4.1)
+    figure.set_layout_engine("none")  # one axis over the whole canvas, drawn in its own units
+    axis = figure.add_axes((0, 0, 1, 1))
     axis.set_xlim(0, 20.5)
-    axis.set_ylim(-0.2, 7.4)
+    axis.set_ylim(-0.3, 8.0)
     axis.axis("off")
     buckets = int(ids.max()) + 1
     image = lambda column: column.reshape(SIDE, SIDE).numpy()
@@ -68,8 +70,8 @@ def draw(window, codes, ids, merged) -> plt.Figure:
             vmin=vmin,
             vmax=vmax,
         )
-        axis.add_patch(plt.Rectangle((0.6, y - 0.35), 0.7, 0.7, fill=False, ec=colour, lw=2))
-        axis.text(0.45, y, f"c{channel}", ha="right", va="center", fontsize=8)
+        axis.add_patch(Rectangle((0.6, y - 0.35), 0.7, 0.7, fill=False, ec=colour, lw=2))
+        axis.text(0.45, y, f"c{channel}", ha="right", va="center", fontsize=9)
         bits = format(int(codes[channel]), f"0{HYPERPLANES}b")[::-1]  # bit l = hyperplane l
         axis.text(4.6, y, bits, ha="center", va="center", fontsize=10, family="monospace", color=colour)
         axis.annotate("", (3.9, y), (1.45, y), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8})
@@ -84,7 +86,7 @@ def draw(window, codes, ids, merged) -> plt.Figure:
         axis.imshow(
             image(merged[:, member]), extent=(10.4, 11.6, y - 0.6, y + 0.6), cmap="gray", vmin=vmin, vmax=vmax
         )
-        axis.add_patch(plt.Rectangle((10.4, y - 0.6), 1.2, 1.2, fill=False, ec=colour, lw=2.5))
+        axis.add_patch(Rectangle((10.4, y - 0.6), 1.2, 1.2, fill=False, ec=colour, lw=2.5))
         size = int((ids == bucket).sum())
         label = (
             f"mean of {size} channels\nsum of their filter slices"
@@ -92,27 +94,45 @@ def draw(window, codes, ids, merged) -> plt.Figure:
             else "a lone channel,\nkept as it is"
         )
         axis.text(11.8, y, label, va="center", fontsize=8)
-    axis.text(1.0, 7.0, f"input window\n{CHANNELS} channels, {SIDE}x{SIDE}", ha="center", fontsize=9)
-    axis.text(4.6, 7.0, f"code: signs of {HYPERPLANES}\nternary projections", ha="center", fontsize=9)
-    axis.text(11.0, 7.0, f"{buckets} merged channels", ha="center", fontsize=9)
+    header = {"ha": "center", "va": "bottom", "fontsize": 9}
     axis.text(
-        18.4,
-        3.4,
+        0.2,
+        6.85,
+        f"input window:\n{CHANNELS} channels, {SIDE}x{SIDE},\nlisted by bucket",
+        **header | {"ha": "left"},
+    )
+    axis.text(
+        4.6, 6.85, f"code: the signs of\n{HYPERPLANES} ternary projections\n(bit l: hyperplane l)", **header
+    )
+    axis.text(11.0, 6.85, f"{buckets} buckets, one per code:\nthe merged channels", **header)
+    # a bracket over the merged channels, where the arrow to the conv starts
+    top, bottom, bracket = 6.0 + 0.6, 6.0 - (buckets - 1) * 1.75 - 0.6, 14.75
+    axis.plot(
+        [bracket - 0.15, bracket, bracket, bracket - 0.15], [top, top, bottom, bottom], color="0.3", lw=1
+    )
+    middle = (top + bottom) / 2
+    axis.annotate(  # the arrow runs from the bracket to the box's edge
         f"3x3 conv at depth {buckets}\ninstead of {CHANNELS}\n\nper patch and image;\n"
         "centred before hashing;\nL steers the depth",
+        (bracket, middle),
+        xytext=(18.4, middle),
         ha="center",
         va="center",
         fontsize=9,
         bbox={"boxstyle": "round", "fc": "0.95", "ec": "0.6"},
+        arrowprops={"arrowstyle": "<-", "lw": 1.2, "shrinkA": 0, "shrinkB": 0},
     )
-    axis.annotate("", (15.7, 3.4), (14.7, 3.4), arrowprops={"arrowstyle": "->", "lw": 1.2})
     return figure
 
 
-def main() -> None:
+def make_figure() -> Figure:
+    """The picture, from the toy window hashed by ``haste.hashing``."""
     window = toy_window()
-    figure = draw(window, *hashed(window))
-    figure.savefig(OUT, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    return draw(window, *hashed(window))
+
+
+def main() -> None:
+    save_figure(make_figure(), OUT.parent, OUT.stem, formats=("png",))
     print(f"wrote {OUT}")
 
 
