@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_save, cache_dir
+from .files import atomic_save, atomic_write_text, cache_dir
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 # a source checkout's CIFAR-10: the JPEG mirror in the shared folder beside the repository
@@ -72,13 +72,21 @@ def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.tensor(folder.targets, dtype=torch.int64)
 
 
+def _file_state(path: Path) -> str:
+    """What of a file's metadata changes when its contents may have: size, modification and change
+    times, and the inode, which moves with the file when folders are renamed (two classes swapped)."""
+    stat = path.stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+
+
 def load_cifar10(root: str | os.PathLike | None = None, split: str = "test", download: bool = False):
     """CIFAR-10 as ``(images uint8 [N, 3, 32, 32], labels int64 [N])``.
 
     ``root`` (default: :func:`cifar10_root`) is either an ImageFolder tree
     (``root/{train,test}/<class>/*.jpg``, like the JPEG mirror in ``shared/data/cifar10-jpeg``) or a
     torchvision CIFAR-10 root (the lossless original, downloaded when ``download=True``). ImageFolder
-    trees are decoded once and cached under ``$HASTE_CACHE``, keyed on their absolute path.
+    trees are decoded once and cached under ``$HASTE_CACHE``, keyed on their absolute path and each
+    file's state (:func:`_file_state`), so replaced or relabelled images are decoded again.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -86,9 +94,7 @@ def load_cifar10(root: str | os.PathLike | None = None, split: str = "test", dow
     split_dir = root / split
     if split_dir.is_dir():
         files = sorted(p for p in split_dir.rglob("*") if p.is_file())
-        key = hashlib.sha256(
-            "\n".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()
-        ).hexdigest()[:16]
+        key = hashlib.sha256("\n".join(map(_file_state, files)).encode()).hexdigest()[:16]
         cached = cache_dir() / f"cifar10-{split}-{key}.pt"
         if cached.is_file():
             try:
@@ -146,6 +152,11 @@ class TensorBatches:
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the images and labels these batches hold (before normalisation): what the
+        result cache knows the data by."""
+        return tensor_fingerprint(self.images, self.labels)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
@@ -162,6 +173,25 @@ class TensorBatches:
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, self.labels[index]
+
+
+def tensor_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """SHA-256 over ``images`` and ``labels``: their shapes, dtypes and values."""
+    digest = hashlib.sha256()
+    for tensor in (images, labels):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tuple(tensor.shape)} {tensor.dtype}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def data_fingerprint(batches) -> str:
+    """SHA-256 of the images and labels that ``batches`` (:class:`TensorBatches`, or a loader over
+    :class:`ImageNetVal`) yields, from the decoded tensors or the files' bytes, paths and labels."""
+    source = getattr(batches, "dataset", batches)
+    if not hasattr(source, "fingerprint"):
+        raise TypeError(f"no fingerprint for the data of a {type(batches).__name__}")
+    return source.fingerprint()
 
 
 def _random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4):
@@ -295,6 +325,28 @@ class ImageNetVal(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every sample's path (relative to the samples' common folder), label and file
+        bytes. Reading the bytes is done once: the result is cached under ``$HASTE_CACHE``, keyed on
+        the files' state (:func:`_file_state`)."""
+        if not self.samples:
+            return hashlib.sha256(b"no samples").hexdigest()
+        key = hashlib.sha256(
+            "\n".join(f"{_file_state(Path(path))}:{label}" for path, label in self.samples).encode()
+        ).hexdigest()
+        cached = cache_dir() / "data-fingerprints" / f"{key}.txt"
+        if cached.is_file():
+            text = cached.read_text().strip()
+            if len(text) == 64:
+                return text
+        base = Path(os.path.commonpath([str(Path(path).parent) for path, _ in self.samples]))
+        digest = hashlib.sha256()
+        for path, label in self.samples:
+            digest.update(f"{Path(path).relative_to(base).as_posix()}\0{label}\0".encode())
+            digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        atomic_write_text(digest.hexdigest() + "\n", cached)
+        return digest.hexdigest()
 
     def __getitem__(self, index: int):
         from PIL import Image

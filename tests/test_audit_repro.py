@@ -371,3 +371,101 @@ def test_plain_http_sources_are_warned_about_and_the_manifest_says_what_is_trust
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(PAPER_ARCHITECTURES)
     assert all(row["archive_trust"].startswith("as given") for row in rows)
+
+
+# --- 1: the result cache knows data by its contents, not by its folder -----------------------------
+
+
+def reference_predictions(model, root: Path) -> dict[str, tuple[int, int]]:
+    """``{file: (label, prediction)}`` over the test split, read with PIL and normalised by hand."""
+    import numpy as np
+    from PIL import Image
+
+    from haste.data import CIFAR10_CLASSES
+    from haste.models import CIFAR10_MEAN, CIFAR10_STD
+
+    mean, std = torch.tensor(CIFAR10_MEAN).view(3, 1, 1), torch.tensor(CIFAR10_STD).view(3, 1, 1)
+    found = {}
+    with torch.no_grad():
+        for label, name in enumerate(CIFAR10_CLASSES):
+            for path in sorted((root / "test" / name).iterdir()):
+                pixels = torch.from_numpy(np.array(Image.open(path).convert("RGB")))  # [32, 32, 3]
+                image = (pixels.permute(2, 0, 1).float() / 255 - mean) / std
+                found[f"{name}/{path.name}"] = (label, int(model.eval()(image[None]).argmax()))
+    return found
+
+
+def swap_folders(root: Path, first: str, second: str) -> None:
+    test = root / "test"
+    (test / first).rename(test / "swapping")
+    (test / second).rename(test / first)
+    (test / "swapping").rename(test / second)
+
+
+def test_relabelled_data_is_measured_again_not_taken_from_the_cache(tmp_path, monkeypatch):
+    import shutil
+    from itertools import combinations
+
+    from haste import models
+    from haste.data import CIFAR10_CLASSES
+    from haste.repro import experiments
+
+    root = make_tree(tmp_path / "cifar", per_class=2)
+    for index, name in enumerate(CIFAR10_CLASSES[:5]):  # unequal classes: a swap can move accuracy
+        for extra in range(index):
+            shutil.copy(root / "test" / name / "0000.png", root / "test" / name / f"extra{extra}.png")
+    for path in (root / "test").rglob("*.png"):  # the same size and time everywhere: only contents differ
+        os.utime(path, ns=(10**18, 10**18))
+    model = models.build("cifar10/resnet18")
+    weights = tmp_path / "w.pt"
+    torch.save(model.state_dict(), weights)
+    predictions = reference_predictions(model, root)
+
+    def accuracy_after_swap(first, second):
+        relabel = {CIFAR10_CLASSES.index(first): second, CIFAR10_CLASSES.index(second): first}
+        new = [
+            CIFAR10_CLASSES.index(relabel.get(label, CIFAR10_CLASSES[label]))
+            for label, _ in predictions.values()
+        ]
+        return 100 * sum(p == label for label, (_, p) in zip(new, predictions.values())) / len(new)
+
+    before = 100 * sum(label == p for label, p in predictions.values()) / len(predictions)
+    first, second = next(
+        pair for pair in combinations(CIFAR10_CLASSES, 2) if accuracy_after_swap(*pair) != before
+    )
+    real_evaluate, calls = experiments.evaluate, []
+    monkeypatch.setattr(experiments, "evaluate", lambda *a, **k: calls.append(1) or real_evaluate(*a, **k))
+    dense = lambda: experiments.sweep(
+        "cifar10/resnet18", [], [], root, weights=str(weights), progress=False
+    ).accuracy.iloc[0]
+    assert dense() == pytest.approx(before)
+    swap_folders(root, first, second)  # the same files and folders, two classes relabelled
+    assert dense() == pytest.approx(accuracy_after_swap(first, second)) and len(calls) == 2
+    swap_folders(root, first, second)  # back: the first measurement is the cache's again
+    assert dense() == pytest.approx(before) and len(calls) == 2
+
+
+def test_an_imagenet_folder_is_known_by_its_files_contents(tmp_path, monkeypatch):
+    import shutil
+
+    from PIL import Image
+
+    from haste.data import ImageNetVal, imagenet_val_samples
+
+    for index, wnid in enumerate(["n01440764", "n01443537"]):
+        (tmp_path / "val" / wnid).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (40, 30), (index * 90, i * 60, 9)).save(tmp_path / "val" / wnid / f"{i}.JPEG")
+    shutil.copytree(tmp_path / "val", tmp_path / "copy")
+    fingerprint = lambda root: ImageNetVal(imagenet_val_samples(root), None).fingerprint()
+    original = fingerprint(tmp_path / "val")
+    assert fingerprint(tmp_path / "copy") == original  # the same files elsewhere: the same data
+    image = tmp_path / "copy" / "n01443537" / "1.JPEG"
+    data = bytearray(image.read_bytes())
+    data[-10] ^= 1  # other contents, the same size, and the same time
+    stat = image.stat()
+    image.write_bytes(bytes(data))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fingerprint(tmp_path / "copy") != original
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read again"))
+    assert fingerprint(tmp_path / "val") == original  # from the cache: no file read twice

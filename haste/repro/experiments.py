@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__, models
 from ..convert import convert, haste_layers, set_hyperplanes
-from ..data import cifar10_batches, imagenet_transform_name, imagenet_val_loader
+from ..data import cifar10_batches, data_fingerprint, imagenet_transform_name, imagenet_val_loader
 from ..evaluate import evaluate
 from ..files import atomic_write_csv
 from ..models.paper_weights import paper_checkpoint
@@ -166,7 +166,7 @@ def sweep(
     key = {
         "model": model_name,
         "weights_sha256": info.sha256,
-        "data": str(Path(data).resolve()),
+        "data": data_fingerprint(batches),  # the images and labels, not where they are
         "limit": limit,
         "batch_size": batch_size,
         "transform": transform,

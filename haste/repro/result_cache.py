@@ -2,7 +2,8 @@
 
 A measurement (the ``EvalResult.to_dict()`` of one model, setting, L and seed) is stored as JSON
 under ``$HASTE_CACHE/results`` and keyed by everything that can change it: the caller's key (model,
-weights SHA-256, data, images, batch size, settings, L, seed), torch's thread count (rounding in the
+weights SHA-256, the data's contents (``haste.data.data_fingerprint``, never its path), images, batch
+size, settings, L, seed), torch's thread count (rounding in the
 GEMMs depends on it and flips hash bits whose projection is within rounding of zero) and the code
 fingerprint (:func:`haste.repro.provenance.code_fingerprint`): an edit to code that decides values
 recomputes everything, an edit to a docstring or message nothing.
