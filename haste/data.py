@@ -8,6 +8,7 @@ decoding; batches are normalised and augmented as whole tensors.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 from collections.abc import Iterator
 from functools import cache
@@ -21,6 +22,16 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 # a source checkout's CIFAR-10: the JPEG mirror in the shared folder beside the repository
 CHECKOUT_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
 _TORCHVISION_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 keeps under its root
+
+
+def check_count(name: str, value, minimum: int = 1, none: bool = False) -> int | None:
+    """``value`` as an int >= ``minimum`` (``None`` too if ``none``), else a one-line ValueError."""
+    if none and value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        expected = f"{'None or ' if none else ''}an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, not {value!r}")
+    return int(value)
 
 
 def cifar10_root(data: str | os.PathLike | None = None) -> Path:
@@ -137,6 +148,10 @@ class TensorBatches:
         limit: int | None = None,
         channels_last: bool = False,
     ):
+        batch_size = check_count("batch_size", batch_size)
+        limit = check_count("limit", limit, none=True)
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
         if limit is not None and limit < len(labels):
             # a fixed random subset: the files are sorted by class, so a prefix would be one class
             subset = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:limit]
@@ -215,6 +230,8 @@ def cifar10_batches(root=None, split="test", batch_size=256, limit=None, downloa
     """
     from .models import CIFAR10_MEAN, CIFAR10_STD
 
+    check_count("batch_size", batch_size)  # before the data is read
+    check_count("limit", limit, none=True)
     images, labels = load_cifar10(root, split, download)
     return TensorBatches(images, labels, batch_size, CIFAR10_MEAN, CIFAR10_STD, limit=limit, **kwargs)
 
@@ -297,6 +314,7 @@ def seeded_subset(count: int, limit: int | None, seed: int = 0) -> list[int]:
 
     Validation files are often sorted by class, so a prefix would hold few classes.
     """
+    limit = check_count("limit", limit, none=True)
     if limit is None or limit >= count:
         return list(range(count))
     return sorted(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
@@ -375,6 +393,11 @@ def imagenet_val_loader(
 
     from .models import IMAGENET_MEAN, IMAGENET_STD
 
+    batch_size = check_count("batch_size", batch_size)
+    check_count("limit", limit, none=True)
+    num_workers = check_count("num_workers", num_workers, minimum=0)
+    check_count("resize", resize, none=True)
+    check_count("crop", crop)
     samples = imagenet_val_samples(root)
     samples = [samples[i] for i in seeded_subset(len(samples), limit)]
     transform = imagenet_transform(mean or IMAGENET_MEAN, std or IMAGENET_STD, resize, crop)

@@ -469,3 +469,44 @@ def test_an_imagenet_folder_is_known_by_its_files_contents(tmp_path, monkeypatch
     assert fingerprint(tmp_path / "copy") != original
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read again"))
     assert fingerprint(tmp_path / "val") == original  # from the cache: no file read twice
+
+
+# --- 6: counts of images and batch sizes are checked where they are given --------------------------
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"limit": -3}, "limit must be None or an integer >= 1, not -3"),
+        ({"limit": 0}, "limit must be None or an integer >= 1, not 0"),
+        ({"limit": 2.5}, "limit must be None or an integer >= 1, not 2.5"),
+        ({"batch_size": -1}, "batch_size must be an integer >= 1, not -1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, not 0"),
+        ({"batch_size": True}, "batch_size must be an integer >= 1, not True"),
+    ],
+)
+def test_bad_counts_of_cifar10_batches_are_refused_in_one_line(options, message, tmp_path):
+    from haste.data import cifar10_batches
+
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    with pytest.raises(ValueError) as error:
+        cifar10_batches(root, **options)
+    assert str(error.value) == message
+
+
+def test_bad_counts_of_imagenet_batches_and_subsets_are_refused(tmp_path):
+    from haste.data import imagenet_val_loader, seeded_subset
+
+    for options, message in [
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, not 0"),
+        ({"limit": -3}, "limit must be None or an integer >= 1, not -3"),
+        ({"num_workers": -1}, "num_workers must be an integer >= 0, not -1"),
+        ({"crop": 0}, "crop must be an integer >= 1, not 0"),
+        ({"resize": -256}, "resize must be None or an integer >= 1, not -256"),
+    ]:
+        with pytest.raises(ValueError) as error:  # before the folder is read: it does not exist
+            imagenet_val_loader(tmp_path / "nowhere", **options)
+        assert str(error.value) == message
+    with pytest.raises(ValueError, match="limit must be None or an integer >= 1, not -3"):
+        seeded_subset(10, -3)
+    assert seeded_subset(10, 12) == list(range(10)) and len(seeded_subset(10, 3)) == 3
