@@ -24,13 +24,19 @@ CHECKOUT_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data
 _TORCHVISION_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 keeps under its root
 
 
-def check_count(name: str, value, minimum: int = 1, none: bool = False) -> int | None:
-    """``value`` as an int >= ``minimum`` (``None`` too if ``none``), else a one-line ValueError."""
-    if none and value is None:
-        return None
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else a one-line ValueError."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        expected = f"{'None or ' if none else ''}an integer >= {minimum}"
-        raise ValueError(f"{name} must be {expected}, not {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
+
+
+def check_optional_count(name: str, value) -> int | None:
+    """``value`` as ``None`` or an int >= 1 (a number of images, a size), else a one-line ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be None or an integer >= 1, not {value!r}")
     return int(value)
 
 
@@ -149,7 +155,7 @@ class TensorBatches:
         channels_last: bool = False,
     ):
         batch_size = check_count("batch_size", batch_size)
-        limit = check_count("limit", limit, none=True)
+        limit = check_optional_count("limit", limit)
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         if limit is not None and limit < len(labels):
@@ -231,7 +237,7 @@ def cifar10_batches(root=None, split="test", batch_size=256, limit=None, downloa
     from .models import CIFAR10_MEAN, CIFAR10_STD
 
     check_count("batch_size", batch_size)  # before the data is read
-    check_count("limit", limit, none=True)
+    check_optional_count("limit", limit)
     images, labels = load_cifar10(root, split, download)
     return TensorBatches(images, labels, batch_size, CIFAR10_MEAN, CIFAR10_STD, limit=limit, **kwargs)
 
@@ -314,7 +320,7 @@ def seeded_subset(count: int, limit: int | None, seed: int = 0) -> list[int]:
 
     Validation files are often sorted by class, so a prefix would hold few classes.
     """
-    limit = check_count("limit", limit, none=True)
+    limit = check_optional_count("limit", limit)
     if limit is None or limit >= count:
         return list(range(count))
     return sorted(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
@@ -394,9 +400,9 @@ def imagenet_val_loader(
     from .models import IMAGENET_MEAN, IMAGENET_STD
 
     batch_size = check_count("batch_size", batch_size)
-    check_count("limit", limit, none=True)
+    check_optional_count("limit", limit)
     num_workers = check_count("num_workers", num_workers, minimum=0)
-    check_count("resize", resize, none=True)
+    check_optional_count("resize", resize)
     check_count("crop", crop)
     samples = imagenet_val_samples(root)
     samples = [samples[i] for i in seeded_subset(len(samples), limit)]
