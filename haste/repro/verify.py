@@ -92,7 +92,7 @@ def sample(tables: dict[str, pd.DataFrame], count: int, seed: int) -> list[tuple
 
 
 def _settings(row: pd.Series) -> HasteSettings:
-    values = {}
+    values: dict = {}
     for name in SETTINGS_COLUMNS:
         value = row[name]
         field_type = type(getattr(HasteSettings(), name))
