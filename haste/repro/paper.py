@@ -1,10 +1,10 @@
-"""What is known of the paper's results (``../shared/HASTE_METHOD.md``), and the drop we allow."""
+"""What is known of the paper's results (``docs/paper.md``), and the drop we allow."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-# Known numbers of the paper (../shared/HASTE_METHOD.md): accuracy drop (pp) and FLOPs reduction (%).
+# Known numbers of the paper (docs/paper.md): accuracy drop (pp) and FLOPs reduction (%).
 PAPER_POINTS = pd.DataFrame(
     [
         {
