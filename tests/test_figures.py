@@ -103,7 +103,9 @@ def test_no_text_lies_outside_the_canvas(name, drawn):
     assert plotting.texts_outside_canvas(drawn(name)) == []
 
 
-@pytest.mark.parametrize("name", ["cifar10_tradeoff", "cifar10_patch_size", "imagenet_tradeoff"])
+@pytest.mark.parametrize(
+    "name", ["cifar10_tradeoff", "patch_compression", "cifar10_patch_size", "imagenet_tradeoff"]
+)
 def test_no_two_texts_of_an_axes_overlap(name, drawn):
     fig = drawn(name)
     plotting.drawn_texts(fig)  # a draw: the texts' extents as saved
@@ -252,3 +254,44 @@ def test_texts_outside_the_canvas_are_found(tmp_path):
     assert sorted(entry.split("'")[1] for entry in outside) == ["below", "crosses the right edge"]
     with pytest.warns(UserWarning, match="outside the canvas"):
         plotting.save_figure(fig, tmp_path, "clipped", formats=("png",))
+
+
+def _read(name):
+    return pd.read_csv(RESULTS / name, dtype={"weights_sha256": str})
+
+
+def _one_model(frame, model, **columns):
+    return frame[frame.model == model].assign(**columns)
+
+
+# quick mode's shapes, cut from the committed rows: one model, few L, one seed, few images
+SMALL = {
+    "cifar10_tradeoff": lambda: figures.cifar10_tradeoff(
+        _one_model(_read("cifar10_sweep_summary.csv"), "cifar10/resnet18", seeds=1, images=200).iloc[[0, 4]]
+    ),
+    "patch_compression": lambda: figures.patch_compression(
+        _read("patch_compression.csv").pipe(lambda rows: rows[rows.layer.str.match(r"layer[1-4]\.[01]\.")])
+    ),
+    "cifar10_patch_size": lambda: figures.cifar10_patch_size(
+        _read("cifar10_sweep_summary.csv"),
+        _one_model(_read("cifar10_patch2_sweep_summary.csv"), "cifar10/resnet34", seeds=1).iloc[:2],
+        _one_model(_read("cifar10_patch_size_table.csv"), "cifar10/resnet34"),
+    ),
+    "paper_reconciliation": lambda: figures.paper_reconciliation(
+        _one_model(_read("paper_reconciliation.csv"), "cifar10/resnet34", seeds=1)
+    ),
+    "checkpoint_quality": lambda: figures.checkpoint_quality(
+        _read("checkpoint_quality_points.csv").iloc[:0],
+        _read("checkpoint_quality_summary.csv").query("epochs == 1"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_a_figure_of_one_model_fits_its_canvas_too(name):
+    fig = SMALL[name]()
+    assert plotting.texts_outside_canvas(fig) == []
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        extents = [text.get_window_extent(renderer) for text in ax.texts if text.get_text().strip()]
+        assert not any(one.overlaps(other) for i, one in enumerate(extents) for other in extents[i + 1 :])

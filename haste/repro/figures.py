@@ -31,6 +31,7 @@ from haste.repro.plotting import (
     PAPER_MARKER,
     PATCH_COLOURS,
     SMALLEST_FONT,
+    count,
     display_name,
     draw_limit,
     draw_sweep,
@@ -39,6 +40,7 @@ from haste.repro.plotting import (
     new_figure,
     place_labels,
     styled,
+    suptitle,
 )
 
 # the legend entries of the marks every sweep figure shares
@@ -70,7 +72,7 @@ def cifar10_tradeoff(summary: pd.DataFrame, overhead: bool = True) -> Figure:
     known = paper.PAPER_POINTS[paper.PAPER_POINTS.dataset == "cifar10"].set_index("model")
     columns = min(3, len(names))
     rows = math.ceil(len(names) / columns)
-    fig = new_figure(3.2 * columns + 0.9, 2.75 * rows + 1.3)
+    fig = new_figure(max(6.5, 3.2 * columns + 0.9), 2.75 * rows + 1.3)
     axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
     labels: dict = {}
     for ax, name in zip(axes, names):
@@ -111,19 +113,19 @@ def cifar10_tradeoff(summary: pd.DataFrame, overhead: bool = True) -> Figure:
             Line2D([], [], color=CONTEXT_COLOUR, lw=0.9),
         ],
         [
-            f"HASTE over L (written at the curve's ends): mean ± std over {seeds} seeds",
+            f"HASTE over L (written at the curve's ends): mean ± std over {count(seeds, 'seed')}",
             "operating point: the largest reduction within the allowed drop",
             "allowed drop: the paper's for its two models, else 1.25 pp (value at the right)",
             "the paper's published point",
             "the other models, for comparison",
         ],
         loc="outside lower center",
-        ncol=2,
+        ncol=2 if columns > 1 else 1,
     )
     images = int(summary.images.max()) if len(summary) else 0
     counted = "hashing and merging overhead counted" if overhead else "overhead not counted"
-    fig.suptitle(
-        f"HASTE on CIFAR-10 ({images:,} test images): accuracy drop against FLOPs reduction ({counted})"
+    suptitle(
+        fig, f"HASTE on CIFAR-10 ({images:,} test images): accuracy drop against FLOPs reduction ({counted})"
     )
     place_labels([label for texts in labels.values() for label in texts])
     return fig
@@ -139,7 +141,10 @@ def patch_compression(histogram: pd.DataFrame) -> Figure:
     edges = np.r_[counts.index.to_numpy(), histogram.bin_right.max()]
     first = histogram.iloc[0]
     images = int(first.images)
-    fig = new_figure(max(6.5, 0.27 * len(layers) + 2.2), 5.4)
+    stages = pd.Series([layer.split(".")[0] for layer in layers])
+    # wide enough for each stage's label over its columns
+    width = max(6.5, 0.27 * len(layers), 1.5 * stages.nunique()) + 2.2
+    fig = new_figure(width, 5.6)
     ax = fig.subplots()
     mesh = ax.pcolormesh(
         np.arange(len(layers) + 1),
@@ -154,7 +159,6 @@ def patch_compression(histogram: pd.DataFrame) -> Figure:
     ax.scatter(
         np.arange(len(layers)) + 0.5, means, marker="D", s=14, color="white", edgecolors="black", lw=0.6
     )
-    stages = pd.Series([layer.split(".")[0] for layer in layers])
     patches = counts.sum() / images  # patches per image of each layer
     for stage, members in stages.groupby(stages, sort=False):
         start, stop = members.index.min(), members.index.max() + 1
@@ -162,7 +166,7 @@ def patch_compression(histogram: pd.DataFrame) -> Figure:
             ax.axvline(start, color="white", lw=1.5)
         per_image = patches.iloc[start:stop].unique()
         ax.annotate(
-            f"{stage}: {'/'.join(f'{value:g}' for value in per_image)} patch"
+            f"{stage}\n{'/'.join(f'{value:g}' for value in per_image)} patch"
             + ("" if list(per_image) == [1] else "es")
             + " per image",
             ((start + stop) / 2, 1),
@@ -185,9 +189,10 @@ def patch_compression(histogram: pd.DataFrame) -> Figure:
         loc="outside lower right",
     )
     dataset = first.model.split("/")[0].upper().replace("CIFAR10", "CIFAR-10")
-    fig.suptitle(
+    suptitle(
+        fig,
         f"{display_name(first.model)} on {dataset}, L = {int(first.num_hyperplanes)}, hyperplane seed "
-        f"{int(first.seed)}: channels kept per patch over {images:,} test images"
+        f"{int(first.seed)}: channels kept per patch over {images:,} test images",
     )
     return fig
 
@@ -242,7 +247,7 @@ def imagenet_tradeoff(summary: pd.DataFrame, operating_point: pd.DataFrame) -> F
         )
         handles += [line, bars]
         labels += [
-            f"{display_name(name)} (dense top-1 {dense:.2f}%): mean ± std over {seeds} seeds",
+            f"{display_name(name)} (dense top-1 {dense:.2f}%): mean ± std over {count(seeds, 'seed')}",
             "95% interval of the drop over images (bootstrap)",
         ]
         for _, row in group.iterrows():  # above the interval: clear of every bar
@@ -308,10 +313,11 @@ def imagenet_tradeoff(summary: pd.DataFrame, operating_point: pd.DataFrame) -> F
     smoke = (summary.weights_source == "random init").any() if "weights_source" in summary else False
     images = int(summary.images.max()) if len(summary) else 0
     sparsity = _ratio(summary.sparsity.iloc[0]) if len(summary) else "?"
-    fig.suptitle(
+    suptitle(
+        fig,
         ("SMOKE TEST (random weights, synthetic images)\n" if smoke else "")
         + f"HASTE on ImageNet: {models}, {images:,} validation images, sparsity {sparsity}\n"
-        "not the paper's setting (torchvision's checkpoints, 50,000 images)"
+        "not the paper's setting (torchvision's checkpoints, 50,000 images)",
     )
     return fig
 
@@ -327,7 +333,7 @@ def cifar10_patch_size(
     main_summary = main_summary[main_summary.weights_sha256.isin(patch_summary.weights_sha256)]
     curves = pd.concat([main_summary, patch_summary], ignore_index=True)
     allowed = paper.allowed_drops(names)
-    fig = new_figure(4.6 * max(1, len(names)) + 0.6, 5.2)
+    fig = new_figure(max(6.0, 4.6 * len(names) + 0.6), 5.2)
     axes = np.atleast_1d(fig.subplots(1, max(1, len(names)), sharey=True, squeeze=False)).ravel()
     labels: dict = {}
     for ax, name in zip(axes, names):
@@ -356,11 +362,14 @@ def cifar10_patch_size(
             "allowed drop (value at the right)",
         ],
         loc="outside lower center",
-        ncol=2,
+        ncol=2 if len(names) > 1 else 1,
     )
     images = int(curves.images.max()) if len(curves) else 0
     seeds = int(curves.seeds.max()) if len(curves) else 0
-    fig.suptitle(f"Output tile size P on CIFAR-10 ({images:,} test images, mean ± std over {seeds} seeds)")
+    suptitle(
+        fig,
+        f"Output tile size P on CIFAR-10 ({images:,} test images, mean ± std over {count(seeds, 'seed')})",
+    )
     place_labels([label for texts in labels.values() for label in texts])
     return fig
 
@@ -440,9 +449,10 @@ def paper_reconciliation(table: pd.DataFrame) -> Figure:
         if text.get_text() in headers:
             text.set_fontweight("bold")
     seeds = int(table.seeds.max()) if len(table) else 0
-    fig.suptitle(
+    suptitle(
+        fig,
         "Which reading reproduces the paper? CIFAR-10 operating points by tile size and FLOP accounting\n"
-        f"(mean over {seeds} seeds; black bars: std)"
+        f"(mean over {count(seeds, 'seed')}; black bars: std)",
     )
     return fig
 
@@ -500,14 +510,17 @@ def checkpoint_quality(points: pd.DataFrame, summary: pd.DataFrame) -> Figure:
             f"not shown: the {int(epochs)}-epoch checkpoint (dense {group.baseline_accuracy.iloc[0]:.1f}%):\n"
             + reason
         )
+    if shown.empty:
+        ax.text(0.5, 0.5, "no checkpoint with an operating point", transform=ax.transAxes, ha="center")
     ax.margins(x=0.12, y=0.15)
     ax.set_xlabel("dense test accuracy of the checkpoint (%)")
     ax.set_ylabel("FLOPs reduction at the operating point (%)")
     fig.legend(handles, labels, loc="outside lower center", ncol=1)
     images = int(summary.images.max()) if len(summary) else 0
-    fig.suptitle(
+    suptitle(
+        fig,
         f"{display_name(name)} on CIFAR-10, checkpoints trained for other schedules:\n"
-        f"operating point (drop ≤ {allowed:g} pp) against dense accuracy, {images:,} test images"
+        f"operating point (drop ≤ {allowed:g} pp) against dense accuracy, {images:,} test images",
     )
     return fig
 

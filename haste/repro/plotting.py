@@ -363,6 +363,40 @@ def place_labels(labels, distance: float = 1.0) -> None:
             placed.append(label.get_window_extent(renderer).padded(distance))
 
 
+def count(number: int, noun: str) -> str:
+    """``count(1, "seed")`` -> ``"1 seed"``, ``count(3, "seed")`` -> ``"3 seeds"``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def fit_lines(fig, text: str, fontsize: float, share: float = 0.96) -> str:
+    """``text`` with its lines broken at spaces where they would be wider than ``share`` of the
+    figure (matplotlib's own ``wrap`` wraps only when drawing, after the layout has measured it)."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = fig.canvas.get_renderer()
+    font = FontProperties(size=fontsize)
+    limit = share * fig.bbox.width
+    width = lambda line: renderer.get_text_width_height_descent(line, font, ismath=False)[0]
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            wider = f"{line} {word}" if line else word
+            if line and width(wider) > limit:
+                lines.append(line)
+                line = word
+            else:
+                line = wider
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def suptitle(fig, text: str) -> None:
+    """The figure's title, broken into lines that fit its width."""
+    with figure_style():
+        fig.suptitle(fit_lines(fig, text, STYLE["figure.titlesize"]))
+
+
 def drawn_texts(fig) -> list[tuple[str, Any]]:
     """Every non-empty text ``fig`` draws, with its window extent (pixels at the figure's dpi).
 
