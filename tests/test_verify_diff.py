@@ -1,5 +1,7 @@
 """``python -m haste verify`` and ``python -m haste diff``: what a reviewer runs to check numbers."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from test_data import make_tree
@@ -118,3 +120,11 @@ def test_diff_of_two_result_folders_pairs_their_csvs(tmp_path, capsys):
     assert (
         "| `sweep.csv` | 2 | 0 | 0 | 0 | 0 | 0 |" in out and "| `gone.csv` | 0 | 0 | 0 | 0 | 1 | 0 |" in out
     )
+
+
+def test_the_same_measurements_give_the_same_file_in_any_order(tmp_path):
+    committed = Path(__file__).resolve().parents[1] / "results" / "cifar10_sweep.csv"
+    rows = experiments.read_rows(committed)
+    shuffled = rows.sample(frac=1, random_state=0)
+    experiments.save_rows(shuffled, tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_bytes() == committed.read_bytes()
