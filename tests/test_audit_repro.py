@@ -232,8 +232,8 @@ def test_sweep_models_keeps_the_rows_of_models_it_did_not_run(tmp_path, tiny_wei
     assert set(written.model) == {"cifar10/vgg11_bn", "cifar10/resnet18", "cifar10/vgg13_bn"}
     for model in ("cifar10/vgg11_bn", "cifar10/vgg13_bn"):  # as they were
         kept, expected = written[written.model == model], earlier[earlier.model == model]
-        assert kept.accuracy.tolist() == expected.accuracy.tolist()
-        assert kept.num_hyperplanes.fillna(0).tolist() == expected.num_hyperplanes.fillna(0).tolist()
+        as_set = lambda rows: sorted(zip(rows.num_hyperplanes.fillna(0), rows.seed.fillna(-1), rows.accuracy))
+        assert as_set(kept) == as_set(expected)
     resnet = written[written.model == "cifar10/resnet18"]
     assert len(resnet) == 1 + 3 * 3  # baseline, L 4, 8, 12 at seeds 0, 1, 2
     measured = resnet[(resnet.seed == 0) & resnet.num_hyperplanes.isin([4, 8])]
@@ -510,3 +510,61 @@ def test_bad_counts_of_imagenet_batches_and_subsets_are_refused(tmp_path):
     with pytest.raises(ValueError, match="limit must be None or an integer >= 1, not -3"):
         seeded_subset(10, -3)
     assert seeded_subset(10, 12) == list(range(10)) and len(seeded_subset(10, 3)) == 3
+
+
+# --- 11: the result cache and row reuse tell measurements apart by one rule ------------------------
+
+
+def with_threads(count, function):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        return function()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_gpu_measurement_is_cached_whatever_the_cpu_thread_count():
+    from haste.repro.result_cache import cached_measurement
+
+    calls = []
+    compute = lambda: calls.append(1) or {"accuracy": 50.0}
+    key = {"model": "cifar10/resnet18", "weights_sha256": "ab" * 32, "num_hyperplanes": 8, "seed": 0}
+    for threads in (1, 2):
+        with_threads(threads, lambda: cached_measurement({**key, "device": "cuda"}, compute))
+    assert len(calls) == 1  # the GPU's result does not depend on the CPU's threads
+    for threads in (1, 2):
+        with_threads(threads, lambda: cached_measurement(key, compute))
+    assert len(calls) == 3  # the CPU's does
+
+
+def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_record(
+    tmp_path, tiny_weights, monkeypatch
+):
+    from haste.repro import experiments
+
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare an evaluation
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    sweep = lambda **options: experiments.sweep(
+        "cifar10/resnet18", [4], [0], root, weights=tiny_weights, progress=False, **options
+    )
+    committed = experiments.save_rows(with_threads(1, lambda: sweep(batch_size=8)), tmp_path / "s.csv")
+    assert committed[["batch_size", "device", "threads"]].drop_duplicates().values.tolist() == [[8, "cpu", 1]]
+    assert committed.data_sha256.nunique() == 1 and len(committed.data_sha256[0]) == 64
+    real_evaluate, calls = experiments.evaluate, []
+    monkeypatch.setattr(
+        experiments, "evaluate", lambda *a, **k: calls.append(k["description"]) or real_evaluate(*a, **k)
+    )
+    for threads, batch_size, evaluated in [(1, 8, 1), (1, 4, 2), (2, 8, 2)]:
+        calls.clear()
+        with_threads(threads, lambda size=batch_size: sweep(batch_size=size, reuse=committed))
+        assert len(calls) == evaluated, (threads, batch_size, calls)  # the dense model always runs
+    # on a GPU the thread count is recorded, not compared
+    gpu = committed.assign(device="cuda", threads=8)
+    sha = committed.weights_sha256[0]
+    run = {"data_sha256": committed.data_sha256[0], "batch_size": 8, "device": "cuda", "threads": 2}
+    found = experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=run)
+    assert (4, 0) in found
+    assert experiments.reusable_rows(gpu.assign(device="cpu"), "cifar10/resnet18", sha, 10, run=run) == {}
+    other_data = run | {"data_sha256": "0" * 64}
+    assert experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=other_data) == {}

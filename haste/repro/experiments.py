@@ -27,10 +27,12 @@ from ..models.paper_weights import paper_checkpoint
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
 from .paper import allowed_drops
 from .provenance import git_commit
-from .result_cache import cached_measurement, code_fingerprint
+from .result_cache import cached_measurement, code_fingerprint, context_identity, run_context
 
 DEFAULT_SETTINGS = HasteSettings()  # the paper's (frozen, so a safe default argument)
 
+# what a row records of the data and of where and how it ran (haste.repro.result_cache.run_context)
+RUN_COLUMNS = ["data_sha256", "batch_size", "device", "threads"]
 RESULT_COLUMNS = [
     "model",
     "weights_source",
@@ -62,6 +64,7 @@ RESULT_COLUMNS = [
     "commit",
     "code_fingerprint",
     "transform",  # how the images were prepared (haste.data.imagenet_transform_name)
+    *RUN_COLUMNS,
 ]
 # every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
 REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
@@ -162,11 +165,15 @@ def sweep(
     batches = evaluation_batches(model_name, data, limit, batch_size, download, resize)
     provenance = _provenance(model_name, info, resize)
     transform = provenance["transform"]
-    # what a measurement depends on besides L, the seed and the code (see haste.result_cache)
+    # the data by its images and labels, not where they are; the run as its rows record it
+    run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
+    provenance |= run
+    # what a measurement depends on besides L, the seed, the code and the thread count (see
+    # haste.repro.result_cache.context_identity)
     key = {
         "model": model_name,
         "weights_sha256": info.sha256,
-        "data": data_fingerprint(batches),  # the images and labels, not where they are
+        "data": run["data_sha256"],
         "limit": limit,
         "batch_size": batch_size,
         "transform": transform,
@@ -197,6 +204,7 @@ def sweep(
             dense["accuracy"],
             transform=transform,
             per_image=per_image,
+            run=run,
         )
         _report_reuse(model_name, stored, hyperplanes, seeds, baseline)
     if baseline:
@@ -247,6 +255,7 @@ def reusable_rows(
     fingerprint: str | None = None,
     transform: str | None = None,
     per_image: bool = False,
+    run: dict | None = None,
 ) -> dict:
     """The rows of ``results`` a :func:`sweep` may take instead of evaluating: ``{"dense": row,
     (L, seed): row, ...}`` (rows as dicts), or ``{}`` when none may be.
@@ -260,7 +269,11 @@ def reusable_rows(
     the rows do not name their data, and another copy of the test split (the lossless original
     against the JPEG mirror) has the same image count. Weights without a hash (random init) never
     count. With ``transform``, rows must name it (or, written before the column, be the default
-    transform); with ``per_image``, rows must carry their per-image hits. Each row keeps the commit
+    transform); with ``per_image``, rows must carry their per-image hits. With ``run`` (the
+    ``data_sha256`` and :func:`~haste.repro.result_cache.run_context` of this call), rows must
+    record the same data and an equal :func:`~haste.repro.result_cache.context_identity`, the
+    definition the result cache keys on: the same batch size and device type, on the CPU the same
+    thread count (rows without these columns never count). Each row keeps the commit
     that computed it; after a change to the numeric code, recompute instead of reusing.
     """
     fingerprint = code_fingerprint() if fingerprint is None else fingerprint
@@ -276,6 +289,11 @@ def reusable_rows(
         if PER_IMAGE_COLUMN not in results:
             return {}
         results = results[results[PER_IMAGE_COLUMN].notna()]
+    if run is not None:
+        if not set(RUN_COLUMNS) <= set(results.columns):
+            return {}
+        wanted = _run_identity(run)
+        results = results[[_run_identity(row) == wanted for _, row in results.iterrows()]]
     rows = results[
         (results["code_fingerprint"] == fingerprint)
         & (results["model"] == model_name)
@@ -303,6 +321,16 @@ def reusable_rows(
     for _, row in haste_rows.iterrows():
         found.setdefault((int(row.num_hyperplanes), int(row.seed)), columns(row))
     return found
+
+
+def _run_identity(run) -> tuple:
+    """The data and :func:`~haste.repro.result_cache.context_identity` of a row or a run, comparable
+    between a row read from a CSV (numbers as floats, missing as NaN) and a run."""
+    cell = lambda name: None if run.get(name) is None or pd.isna(run.get(name)) else run.get(name)
+    context = {name: cell(name) for name in ("batch_size", "device", "threads")}
+    context |= {name: int(context[name]) for name in ("batch_size", "threads") if context[name] is not None}
+    identity = context_identity(context)
+    return (cell("data_sha256"), *sorted(identity.items()))
 
 
 def _report_reuse(model_name, stored, hyperplanes, seeds, baseline):
@@ -496,6 +524,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             "commit",
             "haste_version",
             "code_fingerprint",
+            *RUN_COLUMNS,  # recorded per row; seeds computed elsewhere are averaged alike
         )
     ]
     by = [c for c in keys if c not in SUMMARY_CONSTANTS]
