@@ -328,7 +328,10 @@ def _run_identity(run) -> tuple:
     between a row read from a CSV (numbers as floats, missing as NaN) and a run."""
     cell = lambda name: None if run.get(name) is None or pd.isna(run.get(name)) else run.get(name)
     context = {name: cell(name) for name in ("batch_size", "device", "threads")}
-    context |= {name: int(context[name]) for name in ("batch_size", "threads") if context[name] is not None}
+    for name in ("batch_size", "threads"):  # a CSV's numbers are floats
+        value = context[name]
+        if value is not None:
+            context[name] = int(value)
     identity = context_identity(context)
     return (cell("data_sha256"), *sorted(identity.items()))
 
