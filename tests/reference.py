@@ -6,16 +6,26 @@ paper's operation written as directly as possible, sharing no code with the pack
 
 Non-finite inputs, by the package's rule: a channel with a NaN or an infinity in a patch's window
 forms a group of its own, and the others are hashed as if those values were 0.
+
+A projection within rounding of 0 is recomputed exactly (rational arithmetic on the input's values):
+flat regions of real images give windows of equal pixels, where a hyperplane whose entries cancel
+projects to exactly 0 and float rounding in either implementation could decide the bit.
 """
 
 import copy
 import math
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 
 
-def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_size, centre=True):
+def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_size, centre=True, ties=None):
+    """HASTE's output and every patch's bucket count, patch by patch (images, then tiles row-major).
+
+    ``ties``: a list to which the index of every patch is appended where a projection is exactly 0
+    although its terms are not: a float computation (the package's) may round it to either side.
+    """
     n, c_in, height, width = x.shape
     c_out, _, kh, kw = weight.shape
     (sh, sw), (ph, pw) = stride, padding
@@ -36,8 +46,12 @@ def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_si
                 finite = torch.isfinite(window)
                 zeroed = torch.where(finite, window, torch.zeros_like(window))
                 hashed = zeroed - zeroed.mean(0, keepdim=True) if centre else zeroed
-                projection = hashed.reshape(c_in, -1) @ planes[:read_h, :read_w].reshape(-1, planes.shape[-1])
+                plane_rows = planes[:read_h, :read_w].reshape(-1, planes.shape[-1])
+                projection = hashed.reshape(c_in, -1) @ plane_rows
                 positive = (projection > 0).tolist()  # bit l of a code: projection l strictly positive
+                tie = _exact_near_zero(positive, projection, zeroed.reshape(c_in, -1), plane_rows, centre)
+                if tie and ties is not None:
+                    ties.append(len(buckets_per_patch))
                 all_finite = finite.reshape(c_in, -1).all(1).tolist()
                 groups = {}
                 for channel in range(c_in):
@@ -52,6 +66,25 @@ def reference_haste_conv(x, weight, bias, stride, padding, hyperplanes, patch_si
                 out[image, :, top : top + rows, left : left + cols] = tile[0]
                 buckets_per_patch.append(len(groups))
     return out, buckets_per_patch
+
+
+def _exact_near_zero(positive, projection, values, plane_rows, centre):
+    """Set ``positive[c][l]`` from the exact projection wherever the float one is within rounding of 0;
+    returns whether an exact projection is 0 (a tie)."""
+    bound = 2 * values.abs().max() * plane_rows.abs().sum(0).max()  # no projection is larger
+    near = (projection.abs() <= 1e-9 * bound).nonzero().tolist()
+    if not near:
+        return False
+    exact = [[Fraction(v) for v in row] for row in values.detach().tolist()]  # [channels][pixels]
+    means = [sum(column) / len(exact) if centre else 0 for column in zip(*exact)]
+    planes = plane_rows.detach().tolist()  # [pixels][L]
+    tie = False
+    for channel, plane in near:
+        terms = [(Fraction(row[plane]), p) for p, row in enumerate(planes) if row[plane]]
+        total = sum(r * (exact[channel][p] - means[p]) for r, p in terms)
+        positive[channel][plane] = total > 0
+        tie = tie or (total == 0 and any(exact[channel][p] != means[p] for _, p in terms))  # terms cancel
+    return tie
 
 
 class ReferenceConv(torch.nn.Module):

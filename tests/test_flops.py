@@ -38,7 +38,10 @@ def test_hand_counted_flops_when_nothing_merges():
     assert s.hash == 2 * 3 * 64 * 40  # sparsity 0: every entry nonzero
 
 
-def test_report_combines_fvcore_and_layer_records():
+def report_model():
+    """Stem conv (left dense), ReLU, a 3x3 conv (HASTE), average pool, linear, on 8x8 images. The
+    stem's filters are all equal, so the HASTE layer sees identical channels: one bucket per patch.
+    fvcore counts the convs, the linear layer and the average pool (8 channels x 64 pixels)."""
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1),
         nn.ReLU(),
@@ -47,51 +50,63 @@ def test_report_combines_fvcore_and_layer_records():
         nn.Flatten(),
         nn.Linear(8, 10),
     )
-    dense_total = 3 * 8 * 9 * 64 + 8 * 8 * 9 * 64 + 8 * 10 + 8 * 64  # convs, linear, avg pool
+    with torch.no_grad():
+        model[0].weight.copy_(model[0].weight[:1].expand_as(model[0].weight))
+        model[0].bias.fill_(0.1)
     converted = haste.convert(model, 3)
+    layer = converted[2]
+    layer.hyperplanes = torch.ones_like(layer.hyperplanes)  # nonzeros = 3 per window pixel
     images = torch.randn(4, 3, 8, 8)
     result = haste.evaluate(converted, [(images, torch.zeros(4, dtype=torch.long))], progress=False)
-    layer = dict(haste.haste_layers(converted))["2"]
-    stats = layer.stats
+    return result
+
+
+# By hand, per image. The HASTE layer: 8x8 output, P = 3 -> 9 patches with 3x3, 3x2, 2x3 and 2x2
+# outputs, windows of 5 or 4 pixels a side: (5 + 5 + 4) ** 2 = 196 window pixels; one bucket each.
+WHOLE = 3 * 8 * 9 * 64 + 8 * 8 * 9 * 64 + 8 * 10 + 8 * 64  # convs, linear, avg pool: 51280
+REPLACED = 8 * 8 * 9 * 64  # the HASTE layer's dense FLOPs: 36864
+HASTE_TERMS = {
+    "conv": 8 * 9 * 64 * 1,  # C_out * k^2 * outputs * m: 4608
+    "centre": 2 * 8 * 196,  # 3136
+    "hash": 8 * 196 * 3,  # 4704
+    "input_merge": 8 * 196,  # 1568
+    "filter_merge": (8 * 9 - 9) * 8 * 9,  # (C_in * patches - buckets) * C_out * k^2: 4536
+}
+OVERHEAD = 3136 + 4704 + 1568 + 4536  # 13944
+
+
+def test_report_combines_fvcore_and_layer_records():
+    result = report_model()
     totals = result.to_dict()
-    assert totals["flops_dense"] == dense_total
-    assert totals["flops_haste"] == pytest.approx(dense_total - 8 * 8 * 9 * 64 + stats.total / 4)
-    assert totals["flops_overhead"] == pytest.approx(stats.overhead / 4)
-    assert totals["flops_reduction"] == pytest.approx(100 * (1 - totals["flops_haste"] / dense_total))
-    no_overhead = 100 * (1 - (totals["flops_haste"] - totals["flops_overhead"]) / dense_total)
-    assert totals["flops_reduction_no_overhead"] == pytest.approx(no_overhead)
+    assert totals["flops_dense"] == WHOLE
+    assert totals["flops_haste"] == WHOLE - REPLACED + 4608 + OVERHEAD == 32968
+    assert totals["flops_overhead"] == OVERHEAD
+    assert totals["flops_reduction"] == pytest.approx(100 * (1 - 32968 / WHOLE))
+    assert totals["flops_reduction_no_overhead"] == pytest.approx(100 * (1 - (32968 - OVERHEAD) / WHOLE))
     row = result.report.layers.iloc[0]
-    assert row["flops_dense"] == 8 * 8 * 9 * 64
+    assert row["layer"] == "2" and row["images"] == 4
+    assert row["flops_dense"] == REPLACED
+    for term, flops in HASTE_TERMS.items():
+        assert row[f"flops_{term}"] == flops, term
+    assert row["flops_overhead"] == OVERHEAD and row["flops_haste"] == 4608 + OVERHEAD
+    assert row["conv_fraction_kept"] == pytest.approx(1 / 8)
+    assert row["flops_reduction"] == pytest.approx(100 * (1 - (4608 + OVERHEAD) / REPLACED))
+    assert row["flops_reduction_no_overhead"] == pytest.approx(100 * (1 - 4608 / REPLACED))
 
 
 def test_every_accounting_convention_by_hand():
-    # same model as above: fvcore counts BN-free convs, the linear layer and the average pool
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 10),
-    )
-    whole = 3 * 8 * 9 * 64 + 8 * 8 * 9 * 64 + 8 * 10 + 8 * 64
-    conv_linear = whole - 8 * 64  # without the average pool
-    converted = haste.convert(model, 3)
-    images = torch.randn(4, 3, 8, 8)
-    totals = haste.evaluate(converted, [(images, torch.zeros(4, dtype=torch.long))], progress=False).to_dict()
-    stats = dict(haste.haste_layers(converted))["2"].stats
-    replaced = 8 * 8 * 9 * 64  # the HASTE layer's dense FLOPs per image
-    spent = {
-        "": stats.total / 4,
-        "_no_filter_merge": (stats.total - stats.filter_merge) / 4,
-        "_no_overhead": stats.conv / 4,
+    totals = report_model().to_dict()
+    conv_linear = WHOLE - 8 * 64  # without the average pool
+    spent = {  # the HASTE layer's cost per image under each convention
+        "": 4608 + OVERHEAD,
+        "_no_filter_merge": 4608 + OVERHEAD - 4536,
+        "_no_overhead": 4608,
     }
-    assert stats.filter_merge > 0 and stats.conv < stats.dense
     assert totals["flops_dense_convlinear"] == conv_linear
-    assert totals["flops_filter_merge"] == pytest.approx(stats.filter_merge / 4)
+    assert totals["flops_filter_merge"] == 4536
     for suffix, layer_cost in spent.items():
-        whole_reduction = 100 * (1 - (whole - replaced + layer_cost) / whole)
-        conv_linear_reduction = 100 * (1 - (conv_linear - replaced + layer_cost) / conv_linear)
+        whole_reduction = 100 * (1 - (WHOLE - REPLACED + layer_cost) / WHOLE)
+        conv_linear_reduction = 100 * (1 - (conv_linear - REPLACED + layer_cost) / conv_linear)
         assert totals[f"flops_reduction{suffix}"] == pytest.approx(whole_reduction), suffix
         assert totals[f"flops_reduction_convlinear{suffix}"] == pytest.approx(conv_linear_reduction), suffix
 
