@@ -10,6 +10,7 @@ fails, the error is one line saying what to fetch by hand and where to put it.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -23,7 +24,7 @@ import zipfile
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
-from .files import atomic_write_text, cache_dir, one_line, remove_stale, writer_tag
+from .files import atomic_write_text, cache_dir, exclusive, one_line, remove_stale, writer_tag
 from .models.paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
 
 # huyvnphan/PyTorch_CIFAR10's state_dicts.zip (933 MB), the URL of its data.py; the README names a copy
@@ -120,6 +121,16 @@ def fetch_paper_weights(
     A directory that already holds a complete, verified download is left as it is.
     """
     directory = Path(directory) if directory else paper_weights_dir()
+    rows = complete_manifest(directory)
+    if rows is not None:
+        return rows
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # one download into a folder at a time: a second waits, then finds the first one's complete
+    with exclusive(directory.parent / f".{directory.name}.lock"):
+        return _fetch_paper_weights(directory, source, progress)
+
+
+def _fetch_paper_weights(directory: Path, source: str, progress: bool) -> list[dict]:
     rows = complete_manifest(directory)
     if rows is not None:
         return rows
@@ -220,13 +231,26 @@ def extract_paper_weights(
         provenance = {"archive": source, "archive_sha256": archive_sha, "archive_trust": ARCHIVE_TRUST}
         rows = [row | provenance for row in rows]
         atomic_write_text(_manifest_text(rows), staging / MANIFEST)
-        if directory.is_dir():
-            directory.rmdir()  # empty: checked by the caller; a full one is never replaced
-        os.replace(staging, directory)
+        try:
+            if directory.is_dir():
+                directory.rmdir()  # empty: checked by the caller; a full one is never replaced
+            os.replace(staging, directory)
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # another process filled the folder meanwhile (two downloads at once): its download stands
+            done = complete_manifest(directory)
+            if done is None:
+                raise DownloadError(
+                    f"{directory} was filled by another process while this one unpacked, and holds no "
+                    "complete download; remove it and run again"
+                ) from error
+            shutil.rmtree(staging, ignore_errors=True)
+            return done
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return rows
+    return _manifest_rows(directory / MANIFEST)  # as a later run reads them
 
 
 def _extract_member(archive_file: zipfile.ZipFile, member: str, target: Path, archive: Path) -> None:
@@ -274,6 +298,11 @@ def _manifest_text(rows: list[dict]) -> str:
     return text.getvalue()
 
 
+def _manifest_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def complete_manifest(directory: str | os.PathLike) -> list[dict] | None:
     """The manifest rows of a complete download in ``directory`` (every paper architecture listed,
     every listed file of its recorded size and SHA-256), else ``None``."""
@@ -282,8 +311,7 @@ def complete_manifest(directory: str | os.PathLike) -> list[dict] | None:
     path = Path(directory) / MANIFEST
     if not path.is_file():
         return None
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = _manifest_rows(path)
     try:
         if not {f"cifar10/{arch}" for arch in PAPER_ARCHITECTURES} <= {row["model"] for row in rows}:
             return None

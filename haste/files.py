@@ -121,6 +121,33 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **options) -> Iterator
         raise
 
 
+@contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``path`` as a lock file for the block: one holder at a time among processes and threads
+    (``flock``; without it, as on Windows, no lock). The file is removed when the block ends; a
+    waiter that then holds the removed file tries again on the new one."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    while True:
+        handle = open(path, "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # the holder before removed it: lock the one there now
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while holding it, so no one else holds this one
+        handle.close()
+
+
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     """Write ``text`` to ``path`` atomically (:func:`atomic_open`)."""
     with atomic_open(path, "w") as file:
@@ -159,19 +186,25 @@ _WEIGHTS_ONLY_START, _WEIGHTS_ONLY_END = "Weights only load failed", "generated/
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line, at most ``limit`` characters.
+    """An exception's message on one line, at most ``limit`` characters (strict loading errors list
+    hundreds of keys).
 
     torch's refusal of a pickle that is not plain data (``weights_only=True``) puts its reason, the
     global the file would load, after some 400 characters of advice: it is condensed to that reason
-    and the warning that loading the file anyway can run code.
+    and the warning that loading the file anyway can run code, and kept whole.
     """
     text = " ".join(str(getattr(error, "reason", None) or error).split())
     start = text.find(_WEIGHTS_ONLY_START)
-    if start >= 0:
-        end = text.find(_WEIGHTS_ONLY_END, start)
-        end = len(text) if end < 0 else end + len(_WEIGHTS_ONLY_END)
-        end += text[end : end + 1] == "."
-        text = text[:start] + _weights_only_reason(text[start:end]) + text[end:]
+    if start < 0:
+        return _cut(text, limit)
+    end = text.find(_WEIGHTS_ONLY_END, start)
+    end = len(text) if end < 0 else end + len(_WEIGHTS_ONLY_END)
+    end += text[end : end + 1] == "."
+    # the reason is never cut; what surrounds it is, each side to the limit
+    return _cut(text[:start], limit) + _weights_only_reason(text[start:end]) + _cut(text[end:], limit)
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -568,3 +568,102 @@ def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_recor
     assert experiments.reusable_rows(gpu.assign(device="cpu"), "cifar10/resnet18", sha, 10, run=run) == {}
     other_data = run | {"data_sha256": "0" * 64}
     assert experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=other_data) == {}
+
+
+# --- 12: misuse of the command line and of downloads: one line where it happens, or it works ------
+
+
+EVAL = ["eval", "--model", "cifar10/resnet18", "--hyperplanes", "8"]
+
+
+@pytest.fixture
+def no_evaluation(monkeypatch):
+    from haste.repro import experiments
+
+    monkeypatch.setattr(experiments, "sweep", lambda *a, **k: pytest.fail("the arguments should be refused"))
+
+
+def test_weights_that_are_no_state_dict_of_tensors_are_refused_in_one_line(tmp_path, capsys, no_evaluation):
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    torch.save({"conv1.weight": 1, "fc.bias": "text"}, tmp_path / "numbers.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    err = run_failing([*EVAL, "--data", str(root), "--weights", str(tmp_path / "numbers.pt")], capsys)
+    assert "--weights" in err and "'conv1.weight' holds an int, not a tensor" in err
+    err = run_failing([*EVAL, "--data", str(root), "--weights", str(tmp_path / "empty.pt")], capsys)
+    assert f"--weights {tmp_path / 'empty.pt'}: the file is empty" in err
+
+
+def test_a_seed_too_large_for_the_layers_generators_is_refused_before_any_evaluation(
+    tmp_path, capsys, no_evaluation
+):
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    err = run_failing([*EVAL, "--data", str(root), "--weights", "random", "--seed", str(10**16)], capsys)
+    assert f"--seed {10**16}: too large" in err
+
+
+def test_train_into_a_folder_with_a_foreign_last_pt_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    from haste import models
+
+    root = make_tree(tmp_path / "cifar", per_class=1)
+    (tmp_path / "run").mkdir()
+    torch.save(models.build("cifar10/resnet18").state_dict(), tmp_path / "run" / "last.pt")
+    monkeypatch.setattr(
+        training, "load_cifar10", lambda *a, **k: pytest.fail("the run was not checked first")
+    )
+    argv = ["train", "--model", "cifar10/resnet18", "--data", str(root), "--out", str(tmp_path / "run")]
+    err = run_failing(argv, capsys)
+    assert "last.pt: not a training run of `python -m haste train`" in err and "use another --out" in err
+
+
+def pickled_zoo(path: Path, marker: Path) -> Path:
+    """The zoo's layout, every member a pickle that runs a command when unpickled."""
+    import io
+    import zipfile
+
+    from haste.models.paper_weights import PAPER_ARCHITECTURES
+
+    buffer = io.BytesIO()
+    torch.save({"conv1.weight": Payload(marker)}, buffer)
+    with zipfile.ZipFile(path, "w") as archive:
+        for arch in PAPER_ARCHITECTURES:
+            archive.writestr(f"state_dicts/{arch}.pt", buffer.getvalue())
+    return path
+
+
+def test_torchs_refusal_to_unpickle_keeps_its_reason_in_the_one_line_error(tmp_path, capsys):
+    marker = tmp_path / "marker"
+    archive = pickled_zoo(tmp_path / "state_dicts.zip", marker)
+    argv = ["download", "paper-weights", "--from", str(archive), "--dir", str(tmp_path / "out" / "paper")]
+    err = run_failing(argv, capsys)
+    assert "unsupported GLOBAL posix.system" in err and "could run code" in err
+    assert not marker.exists()
+
+
+def test_two_concurrent_downloads_both_end_with_the_complete_download(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from haste import download
+
+    archive = small_zoo(tmp_path / "zoo.zip")
+    monkeypatch.setattr(download, "check_loads", lambda name, path: time.sleep(0.05))  # both unpacking
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def fetch():
+        barrier.wait()
+        try:
+            results.append(download.fetch_paper_weights(tmp_path / "paper", str(archive), progress=False))
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(results) == 2 and results[0] == results[1]
+    assert download.complete_manifest(tmp_path / "paper") == results[0]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["paper", "zoo.zip"]
+    # the loser of the race to rename its folder into place, whichever way it got there
+    assert download.extract_paper_weights(archive, tmp_path / "paper", "zoo.zip") == results[0]

@@ -185,15 +185,17 @@ def _check_eval(args) -> None:
     import torch
 
     with torch.device("meta"):  # the architecture only: no weights, no memory
-        convs = sum(isinstance(m, torch.nn.Conv2d) for m in build(args.model).modules())
+        network = build(args.model)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in network.modules())
     if isinstance(args.skip, int) and args.skip >= convs:
         raise ValueError(f"--skip {args.skip}: {args.model} has {convs} convs, so --skip must be below that")
+    _check_conversion(args, network)
     from .experiments import as_shard, resolve_device
 
     resolve_device(args.device)  # an unknown device, or a GPU that is not there
     as_shard(args.shard)
-    if args.weights not in ("default", "random", "paper") and not Path(args.weights).is_file():
-        raise FileNotFoundError(f"--weights: weight file not found: {args.weights}")
+    if args.weights not in ("default", "random", "paper"):
+        _check_weights_file(Path(args.weights))
     if args.json:
         _check_writable(Path(args.json))
     if model_spec.dataset == "cifar10":
@@ -204,6 +206,47 @@ def _check_eval(args) -> None:
         raise ValueError(f"--data: {args.model} needs the ImageNet validation ImageFolder (<wnid>/*.JPEG)")
     elif not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data: no ImageNet validation ImageFolder at {args.data}")
+
+
+def _check_conversion(args, network) -> None:
+    """Convert the architecture (on the meta device) as the sweep will, so that what only the
+    conversion refuses, a seed too large for the layers' generators, is refused before any work."""
+    import warnings
+
+    from ..convert import convert
+    from .experiments import HasteSettings
+
+    settings = HasteSettings(**{name: getattr(args, name) for name in HasteSettings.__dataclass_fields__})
+    try:
+        with warnings.catch_warnings():  # the sweep's conversion gives them
+            warnings.simplefilter("ignore")
+            convert(network, args.hyperplanes[0], settings, seed=args.seed)
+    except (ValueError, OverflowError, RuntimeError) as error:
+        if "overflow" not in str(error).lower():
+            raise
+        raise ValueError(
+            f"--seed {args.seed}: too large: layer i draws its hyperplanes from seed * 10,000 + i, which "
+            "torch's generators take only below 2**64"
+        ) from error
+
+
+def _check_weights_file(path: Path) -> None:
+    """A state-dict file whose every value is a tensor, else a one-line error naming ``--weights``."""
+    import torch
+
+    from ..models.weights import load_state_dict
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--weights: weight file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"--weights {path}: the file is empty (an interrupted download or copy?)")
+    for key, value in load_state_dict(path).items():
+        if not isinstance(value, torch.Tensor):
+            kind = type(value).__name__
+            article = "an" if kind[:1].lower() in "aeiou" else "a"
+            raise ValueError(
+                f"--weights {path}: not a state dict of tensors: {key!r} holds {article} {kind}, not a tensor"
+            )
 
 
 def _check_writable(path: Path) -> None:

@@ -46,6 +46,17 @@ class TrainConfig:
     channels_last: bool = True
     train_limit: int | None = None  # for smoke tests only
 
+    def __post_init__(self):
+        # checked here, before any data is read: the epochs draw from seed * 100,003 + epoch
+        for value in (self.seed, self.seed * 100_003 + self.epochs):
+            try:
+                torch.Generator().manual_seed(value)
+            except (ValueError, RuntimeError, OverflowError) as error:
+                raise ValueError(
+                    f"seed {self.seed}: too large: epoch e draws from seed * 100,003 + e, which torch's "
+                    "generators take only below 2**64"
+                ) from error
+
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -69,6 +80,20 @@ def accuracy(model, batches, device, bf16: bool = False) -> tuple[float, float]:
 def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, progress=True) -> Path:
     """Train (or resume) ``config.model`` into ``out_dir``; returns the path of ``last.pt``."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: a file, not a run folder")
+    state_path = out / "last.pt"
+    state = None
+    if state_path.is_file():  # checked before any work: a foreign file, or another recipe
+        advice = f"; use another --out, or remove {state_path}"
+        state = read_run(state_path, RESUME_KEYS, "cpu", advice)
+        # the data may have moved (another checkout, another machine); the recipe may not change
+        recipe = {k: v for k, v in asdict(config).items() if k != "data"}
+        if {k: v for k, v in state["config"].items() if k != "data"} != recipe:
+            raise ValueError(
+                f"{state_path} was written with another configuration: "
+                f"{state['config']}; use another --out or the same settings"
+            )
     out.mkdir(parents=True, exist_ok=True)
     device = _device()
     torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -115,19 +140,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         div_factor=25.0,
         final_div_factor=1e3,
     )
-    state_path = out / "last.pt"
     log: list[dict] = []
     start_epoch = 0
     commit = git_commit()  # the code that started the run; a resumed run keeps it
-    if state_path.is_file():
-        state = read_run(state_path, RESUME_KEYS, device, f"; use another --out, or remove {state_path}")
-        # the data may have moved (another checkout, another machine); the recipe may not change
-        recipe = {k: v for k, v in asdict(config).items() if k != "data"}
-        if {k: v for k, v in state["config"].items() if k != "data"} != recipe:
-            raise ValueError(
-                f"{state_path} was written with another configuration: "
-                f"{state['config']}; use another --out or the same settings"
-            )
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
