@@ -215,6 +215,10 @@ def test_rectangular_strides_and_kernels_match_the_loop_on_every_path(config):
         assert rel_error(out, expected) < 1e-10, (execution, grad)
         counts = layer.stats.kept_fraction[0].flatten() * x.shape[1]
         assert counts.round().long().tolist() == buckets, (execution, grad)
+    with pytest.warns(DeprecationWarning, match="gemm"):  # the old name of the GEMM path
+        layer.execution = "eval"
+    with torch.no_grad():
+        assert layer.execution == "gemm" and rel_error(layer(x), expected) < 1e-10
     with torch.no_grad():  # both backends of the compressed path, called directly
         for backend in ("torch", "numba"):
             args = (conv.weight, conv.bias, conv.stride, conv.padding, layer.hyperplanes, layer.patch_size)
