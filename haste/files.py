@@ -87,7 +87,14 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    try:  # Linux: read, not set, so that no other thread creates a file under a changed umask
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
