@@ -352,8 +352,12 @@ def save_rows(results: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
 
     Summaries derived from the returned rows are the ones a later run derives when it reuses the
     rows from this file, so a regenerated summary diffs clean (from the unrounded values, their
-    standard deviations moved in the 6th digit on the next run).
+    standard deviations moved in the 6th digit on the next run). Rows are written in the order of
+    their measurement keys (a model's dense row first), so the same measurements give the same file
+    however they were computed (reused, sharded, in another order).
     """
+    keys = [c for c in MEASUREMENT_KEYS if c in results]
+    results = results.sort_values(keys, na_position="first", kind="stable", ignore_index=True)
     atomic_write_csv(results, path, float_format="%.6g")
     return read_rows(path)
 
