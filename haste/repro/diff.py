@@ -89,7 +89,14 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def key_columns(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
-    shared = [c for c in KEY_NAMES if c in old.columns and c in new.columns]
+    from .experiments import MEASUREMENT_KEYS
+
+    both = set(old.columns) & set(new.columns)
+    if set(MEASUREMENT_KEYS) <= both:  # measurement rows: what they measured, not where they ran
+        keys = [c for c in ["variant", "epochs", *MEASUREMENT_KEYS] if c in both]
+        if not old.duplicated(keys).any() and not new.duplicated(keys).any():
+            return keys
+    shared = [c for c in KEY_NAMES if c in both]
     if shared and not old.duplicated(shared).any() and not new.duplicated(shared).any():
         return shared
     text = [c for c in old.columns if c in new.columns and c not in PROVENANCE and old[c].dtype == object]

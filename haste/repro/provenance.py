@@ -30,9 +30,9 @@ def git_commit() -> str:
 # The modules whose code decides a measured value: those imported while a sweep measures a row (the
 # method, data and model loading, the runners and the cache they go through), which
 # tests/test_provenance.py checks by running a CIFAR-10 and an ImageNet sweep. Downloads, importers
-# and the CLI are not among them: a checkpoint is known by its SHA-256. Their code is hashed without docstrings, comments,
-# formatting or the text of messages (raised exceptions, warnings, prints), so editing those leaves
-# committed rows reusable.
+# and the CLI are not among them: a checkpoint is known by its SHA-256. Their code is hashed without
+# docstrings, comments, formatting or the text of messages (raised exceptions, warnings, prints), so
+# editing those leaves committed rows reusable.
 FINGERPRINTED = (
     "haste",
     "haste.compressed",
