@@ -95,6 +95,24 @@ def test_prepare_without_npm_says_so_and_trains_only_what_is_missing(tmp_path, m
     assert calls == ["1 3"]
 
 
+def test_an_unknown_notebook_is_refused_as_run_all_refuses_it(capsys):
+    with pytest.raises(SystemExit) as stop:
+        notebooks.main(["--quick", "nosuch"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "no notebook nosuch" in err
+
+
+def test_the_kernels_own_notices_are_not_shown(capsys):
+    import sys
+
+    stream = notebooks.KernelNoiseFilter(sys.stderr)
+    stream.write("[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All ...\nkept 1\n")
+    stream.write("ERROR | KeyboardInterrupt caught in kernel\nkept ")
+    stream.write("2\n 50%|#####     | 5/10\r")
+    stream.flush()
+    assert capsys.readouterr().err == "kept 1\nkept 2\n 50%|#####     | 5/10\r"
+
+
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebooks")

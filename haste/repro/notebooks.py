@@ -66,6 +66,33 @@ def cifar10_location(names: list[str], data: str | None) -> str | None:
     return str(check_cifar10(cifar10_root(data)))
 
 
+class KernelNoiseFilter:
+    """A text stream that passes on what a notebook's cells write but the kernel's own notices, which
+    say nothing about the reproduction (its transport, and the interrupt papermill sends at shutdown)."""
+
+    NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if not any(noise in line for noise in self.NOISE):
+                self.stream.write(line + "\n")
+        if self.pending and "\r" in self.pending:  # a progress bar redrawn in place: pass it on now
+            self.stream.write(self.pending)
+            self.pending = ""
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending and not any(noise in self.pending for noise in self.NOISE):
+            self.stream.write(self.pending)
+        self.pending = ""
+        self.stream.flush()
+
+
 @dataclass
 class Outcome:
     """What became of one notebook in a run: ``ran``, ``skipped`` (inputs missing), ``failed`` or
@@ -134,7 +161,7 @@ def run(
                     log_output=False,
                     progress_bar=False,
                     stdout_file=sys.stdout if log_output else None,
-                    stderr_file=sys.stderr if log_output else None,
+                    stderr_file=KernelNoiseFilter(sys.stderr) if log_output else None,
                 )
             finally:
                 outcome.seconds = time.monotonic() - start
@@ -206,8 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     names = args.names or ORDER
-    check_names(names)
-    executed_dir = Path(args.executed_dir)
+    try:
+        check_names(names)
+    except SystemExit as error:  # the one-line error and exit status 2 of run_all.sh's own check
+        parser.exit(2, f"{error}\n")
+    # quick and full runs keep their executed copies apart
+    executed_dir = Path(args.executed_dir) / ("quick" if args.quick else "")
     if args.shard is not None:  # the other notebooks read the CSVs, which a shard does not write
         names = [name for name in names if "shard" in declared_parameters(name)]
         print(f"--shard {args.shard}: running only the notebooks that shard ({', '.join(names)})")
