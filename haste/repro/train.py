@@ -149,7 +149,14 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
         scheduler.load_state_dict(state["scheduler"])
         log, start_epoch = state["log"], state["epoch"]
         commit = state.get("commit", commit)
-        print(f"resuming {config.model} from epoch {start_epoch}/{config.epochs}", flush=True)
+        if start_epoch >= config.epochs:
+            print(
+                f"{config.model} in {out} is finished (epoch {start_epoch}/{config.epochs}): nothing to "
+                f"train; `python -m haste export --run {out}` ships it",
+                flush=True,
+            )
+        else:
+            print(f"resuming {config.model} after epoch {start_epoch}/{config.epochs}", flush=True)
 
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: same masks after a resume
