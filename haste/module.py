@@ -44,7 +44,8 @@ class HasteConv2d(nn.Conv2d):
     ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``, ``grouping`` ("lsh"; "random" is
     a control: LSH's bucket count per patch, random groups), ``execution`` ("gemm": fastest for large
     batches, the merge applied as channel replacement before one GEMM per layer; "compressed":
-    per-tile convolutions at the merged depth, as in the paper; both give the same outputs; "eval",
+    per-tile convolutions at the merged depth, as in the paper; both compute the same function, in
+    float32 up to rounding, which can flip a hash bit; "eval",
     the old name of "gemm", still works; it runs LSH grouping only), ``merge`` (False: exactly
     ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of every patch in
     ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``; the FLOP counts follow

@@ -264,7 +264,7 @@ def _fetch_verified(url: str, directory: Path, download: bool, what: str) -> tup
         except Exception as error:  # offline: URLError, socket errors, proxies, read-only folders...
             raise WeightsNotFoundError(
                 f"{what}: could not download {url} ({error}); without internet, put "
-                f"{filename} into {directory} or pass weights_dir"
+                f"{filename} into {directory}, or point weights_dir (--weights-dir) at a folder that holds it"
             ) from error
         sha = sha256_file(path)
         if not sha.startswith(hash_prefix):

@@ -111,9 +111,13 @@ def prepare_checkpoint_quality(run=subprocess.run) -> str:
     epochs = " ".join(missing)
     precision = "--bf16" if native_bf16() else "--no-bf16"
     environment = {**os.environ, "EPOCHS": epochs, "PRECISION": precision}
-    print(f"checkpoint-quality series: training {epochs} epochs ({precision}); hours on a CPU", flush=True)
+    listed = ", ".join(f"{e}-epoch" for e in missing)
+    print(
+        f"checkpoint-quality series: training the {listed} checkpoints ({precision}); hours on a CPU",
+        flush=True,
+    )
     run(["bash", str(ROOT / "scripts" / "checkpoint_quality.sh")], check=True, env=environment)
-    return f"checkpoint-quality series: trained {epochs} epochs"
+    return f"checkpoint-quality series: trained the {listed} checkpoints"
 
 
 def prepare_keras_import(run=subprocess.run) -> str:
