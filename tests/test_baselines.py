@@ -411,3 +411,38 @@ def test_the_runner_measures_counts_and_times_every_method(monkeypatch):
     assert dense.time_ratio == 1.0 and (rows.timed_images == 4).all() and (rows.seconds_per_batch > 0).all()
     assert pruned.time_ratio == pytest.approx(pruned.seconds_per_batch / dense.seconds_per_batch)
     assert (rows.num_hyperplanes.iloc[2:] == 16).all() and rows.accuracy.iloc[2:].isna().all()
+
+
+def test_without_a_sweep_summary_the_tables_and_the_figure_leave_haste_out(tmp_path):
+    from haste.repro import figures_baselines, plotting
+
+    rows, _ = _hand_rows()
+    rows = rows.assign(accuracy=90.0 - rows.accuracy_drop, images=10, weights_source="stand-in")
+    rows.to_csv(tmp_path / "baselines.csv", index=False)
+    table, timing = runner.write_tables(tmp_path, tmp_path / "absent.csv")
+    assert list(table.method) == ["magnitude"] and math.isnan(table.drop_at_haste_reduction.iloc[0])
+    assert list(timing.target) == [30.0, 10.0, 20.0, 25.0]
+    fig = figures_baselines.draw(tmp_path, tmp_path / "elsewhere")
+    assert plotting.texts_outside_canvas(fig) == []
+
+
+def test_the_figure_draws_every_method_beside_both_readings_of_haste():
+    from haste.repro import figures_baselines, plotting
+
+    rows, summary = _hand_rows()
+    rows = rows.assign(accuracy=90.0 - rows.accuracy_drop, images=10, weights_source="stand-in")
+    summary = summary.assign(
+        seeds=3,
+        images=10,
+        accuracy=89.0,
+        accuracy_std=0.1,
+        flops_reduction_std=0.2,
+        flops_reduction_no_overhead_std=0.3,
+    )
+    fig = figures_baselines.baselines_tradeoff(rows, summary)
+    (ax,) = fig.axes
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 1]
+    xs = [tuple(sorted(float(x) for x in line.get_xdata())) for line in curves]
+    assert (0.0, 10.0, 20.0, 30.0) in xs  # magnitude from the dense model, by reduction
+    assert (15.0, 25.0, 35.0) in xs and (20.0, 30.0, 40.0) in xs  # HASTE counted in full and not
+    assert "L = 14" in ax.get_title() and plotting.texts_outside_canvas(fig) == []

@@ -70,6 +70,22 @@ COLUMNS = [
     *experiments.RUN_COLUMNS,
 ]
 HASTE_SUMMARY = "cifar10_sweep_summary.csv"
+# what of a sweep summary the runner and the tables read (an absent summary reads as none of these)
+SUMMARY_COLUMNS = [
+    "model",
+    "weights_sha256",
+    "num_hyperplanes",
+    "images",
+    "flops_dense",
+    "accuracy",
+    "accuracy_drop",
+    "accuracy_std",
+    "flops_reduction",
+    "flops_reduction_no_overhead",
+    "flops_reduction_std",
+    "flops_reduction_no_overhead_std",
+    "seeds",
+]
 
 
 def code_fingerprint_with_baselines() -> str:
@@ -258,10 +274,8 @@ def measure_models(
     HASTE is timed from the sweep summary at ``summary_path`` where it exists. Returns the rows as
     written. ``weights``: see :func:`haste.repro.experiments.load_arguments`."""
     csv_path = Path(csv_path)
-    summary = None
-    if summary_path is not None and Path(summary_path).is_file():
-        summary = pd.read_csv(summary_path, dtype={"weights_sha256": str})
-    elif summary_path is not None:
+    summary = None if summary_path is None else read_summary(summary_path)
+    if summary is not None and summary.empty:
         print(f"no HASTE sweep summary at {summary_path}: HASTE is not timed")
     runs = []
     for name in model_names:
@@ -294,6 +308,14 @@ def measure_models(
 
 def read_rows(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"weights_sha256": str, "commit": str, "code_fingerprint": str})
+
+
+def read_summary(path: str | os.PathLike) -> pd.DataFrame:
+    """A HASTE sweep summary; where there is none, an empty one (the rows and tables then have no
+    HASTE, as for a model the summary lacks)."""
+    if not Path(path).is_file():
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    return pd.read_csv(path, dtype={"weights_sha256": str})
 
 
 # --- tables derived from the rows -------------------------------------------------------------
@@ -344,6 +366,8 @@ def comparison_table(rows: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         full = point.flops_reduction if point is not None else float("nan")
         no_overhead = point.flops_reduction_no_overhead if point is not None else float("nan")
         for method, curve in _curves(group, haste).items():
+            if curve.empty:  # HASTE, where the summary lacks this checkpoint
+                continue
             within = curve[curve.accuracy_drop <= allowed]
             best = within.loc[within.flops_reduction.idxmax()] if len(within) else None
             table.append(
@@ -389,7 +413,7 @@ def write_tables(
     and the HASTE sweep summary at ``summary_path``; returns both as written."""
     out_dir = Path(out_dir)
     rows = read_rows(out_dir / "baselines.csv")
-    summary = pd.read_csv(summary_path, dtype={"weights_sha256": str})
+    summary = read_summary(summary_path)
     tables = {
         "baselines_table.csv": comparison_table(rows, summary),
         "baselines_timing.csv": timing_table(rows),

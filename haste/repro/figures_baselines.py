@@ -55,7 +55,7 @@ def baselines_tradeoff(rows: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     fig = new_figure(max(6.5, 4.4 * len(names)), 5.6)
     axes = fig.subplots(1, len(names), sharey=True, squeeze=False).ravel()
     labels = []
-    seeds = 0
+    seeds = haste_images = 0
     for ax, name in zip(axes, names):
         group = rows[rows.model == name]
         dense = group[group.method == "dense"]
@@ -66,6 +66,7 @@ def baselines_tradeoff(rows: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         chosen = int(point.num_hyperplanes.iloc[0]) if len(point) else None
         if len(haste):
             seeds = max(seeds, int(haste.seeds.max()))
+            haste_images = max(haste_images, int(haste.images.max()))
             labels += draw_sweep(ax, haste, "flops_reduction", HASTE_FULL, None, chosen)
             labels += draw_sweep(ax, haste, "flops_reduction_no_overhead", HASTE_NO_OVERHEAD, None, chosen)
         for method, style in METHOD_STYLES.items():
@@ -95,18 +96,21 @@ def baselines_tradeoff(rows: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         Line2D([], [], color=LIMIT_COLOUR, ls="--", lw=0.9),
     ]
     texts = [
-        f"HASTE over L, hashing and merging counted: mean ± std over {count(seeds, 'seed')}",
+        f"HASTE over L, overhead counted (mean ± std, {count(seeds, 'seed')})",
         "HASTE over L, overhead not counted",
-        *(f"{METHOD_LABELS[method]}: static, no overhead" for method in METHOD_STYLES),
-        "HASTE's operating point: the largest reduction within the allowed drop",
-        "allowed drop: the paper's for its two models, else 1.25 pp (value at the right)",
+        *(f"{METHOD_LABELS[method]}, static" for method in METHOD_STYLES),
+        "HASTE's operating point (within the allowed drop)",
+        "allowed drop (the paper's; 1.25 pp for other models)",
     ]
     fig.legend(handles, texts, loc="outside lower center", ncol=2 if len(names) > 1 else 1)
     images = int(rows.images.max()) if rows.images.notna().any() else 0
+    shown = f"{images:,} test images"
+    if haste_images and haste_images != images:
+        shown = f"baselines on {images:,} test images, HASTE's sweep on {haste_images:,}"
     smoke = "SMOKE TEST (random weights)\n" if (rows.weights_source == "random init").any() else ""
     suptitle(
         fig,
-        f"{smoke}Data-free compression without fine-tuning on CIFAR-10 ({images:,} test images): "
+        f"{smoke}Data-free compression without fine-tuning on CIFAR-10 ({shown}): "
         "static baselines beside HASTE",
     )
     place_labels(labels)
@@ -118,7 +122,7 @@ def draw(results_dir: str | Path, summary_dir: str | Path | None = None) -> Figu
     (``summary_dir`` default: ``results_dir``)."""
     rows = baselines.read_rows(Path(results_dir) / "baselines.csv")
     summary_path = Path(summary_dir or results_dir) / baselines.HASTE_SUMMARY
-    return baselines_tradeoff(rows, pd.read_csv(summary_path, dtype={"weights_sha256": str}))
+    return baselines_tradeoff(rows, baselines.read_summary(summary_path))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,6 +29,7 @@ ORDER = [
     "03_tradeoff_figure",
     "04_patch_compression",
     "05_ablations",
+    "10_baselines",  # reads 01's summary
     "06_imagenet",
     "09_checkpoint_quality",
 ]
