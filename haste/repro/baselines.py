@@ -14,7 +14,9 @@ Rows (``results/baselines.csv``) carry the sweeps' provenance columns plus ``met
   execution path. Their accuracy and FLOPs are the summary's (mean over seeds, all test images),
   not measured here, so these rows carry the timing, L and the summary's reductions only.
 
-Timing (``seconds_per_batch``): the wall time of one forward pass over the first evaluation batch
+``code_fingerprint``: the core's fingerprint extended by the code of :mod:`haste.baselines`
+(:func:`code_fingerprint_with_baselines`), so the result cache keeps no measurement across an edit
+to a method. Timing (``seconds_per_batch``): the wall time of one forward pass over the first evaluation batch
 (256 images, ``timed_images``), after one warm-up pass over it; ``time_ratio``: to the dense
 model's, timed in the same run on the same batch.
 """
@@ -223,7 +225,7 @@ def measure(
             )
     if haste_summary is not None:
         points = haste_points(haste_summary, model_name, info.sha256, targets)
-        if not points:
+        if not points and not haste_summary.empty:
             print(f"{model_name}: its checkpoint is not in the HASTE sweep summary; HASTE is not timed")
         for row in _haste_timings(model, points, timed):
             rows.append({**provenance, **row, "time_ratio": row["seconds_per_batch"] / dense_seconds})
@@ -406,18 +408,27 @@ def timing_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.join(haste.rename("haste_num_hyperplanes")).reset_index()
 
 
-def write_tables(
-    out_dir: str | os.PathLike, summary_path: str | os.PathLike
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``baselines_table.csv`` and ``baselines_timing.csv`` in ``out_dir``, from its ``baselines.csv``
-    and the HASTE sweep summary at ``summary_path``; returns both as written."""
-    out_dir = Path(out_dir)
-    rows = read_rows(out_dir / "baselines.csv")
-    summary = read_summary(summary_path)
-    tables = {
-        "baselines_table.csv": comparison_table(rows, summary),
-        "baselines_timing.csv": timing_table(rows),
-    }
-    for name, table in tables.items():
-        atomic_write_csv(table, out_dir / name, float_format="%.6g")
-    return tuple(pd.read_csv(out_dir / name) for name in tables)  # type: ignore[return-value]
+def comparison_table_of(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """:func:`comparison_table` of a results folder: its ``baselines.csv`` and its HASTE sweep summary
+    (``baselines_table.csv``; the signature of ``haste.repro.derived``'s builders)."""
+    results_dir = Path(results_dir)
+    return comparison_table(
+        read_rows(results_dir / "baselines.csv"), read_summary(results_dir / HASTE_SUMMARY)
+    )
+
+
+def timing_table_of(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """:func:`timing_table` of a results folder's ``baselines.csv`` (``baselines_timing.csv``)."""
+    return timing_table(read_rows(Path(results_dir) / "baselines.csv"))
+
+
+TABLES = {"baselines_table.csv": comparison_table_of, "baselines_timing.csv": timing_table_of}
+
+
+def write_tables(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every table of :data:`TABLES` into ``results_dir``, from its CSVs; returns them as written."""
+    results_dir = Path(results_dir)
+    for name, builder in TABLES.items():
+        atomic_write_csv(builder(results_dir), results_dir / name, float_format="%.6g")
+    table, timing = (pd.read_csv(results_dir / name) for name in TABLES)
+    return table, timing
