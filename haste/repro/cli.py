@@ -654,7 +654,7 @@ def _import(args) -> int:
 
 
 def _add_verify(commands) -> None:
-    from .verify import DEFAULT_ROWS, FLOPS_TOLERANCE, PREDICTION_TOLERANCE
+    from .verify import DEFAULT_MINUTES, FLOPS_TOLERANCE, PREDICTION_TOLERANCE
 
     verify = _command(
         commands,
@@ -669,10 +669,13 @@ def _add_verify(commands) -> None:
         "--csv", nargs="+", default=None, help="result CSVs (default: every committed sweep's in results/)"
     )
     verify.add_argument(
-        "--rows",
-        type=_positive_int,
-        default=DEFAULT_ROWS,
-        help="rows to sample (about 15 minutes on 2 cores)",
+        "--rows", type=_positive_int, default=None, help="rows to sample (default: --minutes)"
+    )
+    verify.add_argument(
+        "--minutes",
+        type=float,
+        default=DEFAULT_MINUTES,
+        help="without --rows: sample the rows whose estimated times on 2 cores add up to this",
     )
     verify.add_argument("--seed", type=int, default=0, help="the sample's seed")
     verify.add_argument("--data", default=None, help=f"CIFAR-10 ({DATA_RULE})")

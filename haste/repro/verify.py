@@ -34,7 +34,10 @@ MEASUREMENT_CSVS = (
 )
 PREDICTION_TOLERANCE = 5  # predictions per 10,000 images
 FLOPS_TOLERANCE = 1e-3  # relative, on flops_dense and flops_haste
-DEFAULT_ROWS = 8  # about 15 minutes on 2 cores: 30-85 s a CIFAR-10 row, a dense model per model
+DEFAULT_MINUTES = 15.0  # the default sample's estimated time on 2 cores
+# seconds per image-FLOP of a HASTE evaluation on 2 idle cores, from the sweeps' 30-85 s for a
+# CIFAR-10 model on 10,000 images; ImageNet's 224-pixel windows cost about three times as much
+SECONDS_PER_FLOP = {"cifar10": 1 / 3.5e10, "imagenet": 3 / 3.5e10}
 IMAGENET_VAL = ROOT.parent / "shared" / "data" / "imagenet-val-1300"
 SETTINGS_COLUMNS = list(HasteSettings.__dataclass_fields__)
 
@@ -84,11 +87,30 @@ def read_result_csv(path: Path) -> pd.DataFrame:
     return rows
 
 
-def sample(tables: dict[str, pd.DataFrame], count: int, seed: int) -> list[tuple[str, int]]:
-    """``count`` rows drawn at random (seeded) from all ``tables``, as ``(csv, index)``."""
+def estimated_seconds(row: pd.Series) -> float:
+    """About how long re-measuring ``row`` takes on 2 idle cores."""
+    from .. import models
+
+    dataset = models.spec(row["model"]).dataset
+    return float(row["images"]) * float(row["flops_dense"]) * SECONDS_PER_FLOP.get(dataset, 1 / 3.5e10)
+
+
+def sample(
+    tables: dict[str, pd.DataFrame], count: int | None, seed: int, minutes: float = DEFAULT_MINUTES
+) -> list[tuple[str, int]]:
+    """Rows drawn at random (seeded) from all ``tables``, as ``(csv, index)``: ``count`` of them, or
+    (``count`` None) in the drawn order those that fit ``minutes`` by :func:`estimated_seconds`."""
     every = [(name, int(index)) for name, table in tables.items() for index in table.index]
-    order = np.random.default_rng(seed).permutation(len(every))
-    return [every[i] for i in order[:count]]
+    order = [every[i] for i in np.random.default_rng(seed).permutation(len(every))]
+    if count is not None:
+        return order[:count]
+    chosen, budget = [], minutes * 60
+    for name, index in order:
+        cost = estimated_seconds(tables[name].loc[index])
+        if cost <= budget:
+            chosen.append((name, index))
+            budget -= cost
+    return chosen
 
 
 def _settings(row: pd.Series) -> HasteSettings:
@@ -189,13 +211,15 @@ def verdict(row: pd.Series, measured: dict) -> str:
 
 def run(
     csvs: list[Path],
-    rows: int,
+    rows: int | None,
     seed: int = 0,
     data: str | None = None,
     imagenet: str | None = None,
     weights_dirs: list[Path] | None = None,
+    minutes: float = DEFAULT_MINUTES,
 ) -> list[Check]:
-    """Re-measure ``rows`` rows sampled from ``csvs`` and print one line per row as it finishes."""
+    """Re-measure ``rows`` rows sampled from ``csvs`` (None: as many as fit ``minutes``) and print one
+    line per row as it finishes."""
     os.environ["HASTE_RESULT_CACHE"] = "0"  # a measurement, not the cache's copy of one
     default_dirs = [Path("~/.cache/haste/checkpoint-quality/weights").expanduser()]
     search = list(weights_dirs or [])
@@ -203,7 +227,7 @@ def run(
         search += sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else []
     tables = {str(path): read_result_csv(path) for path in csvs}
     checks = []
-    for name, index in sample(tables, rows, seed):
+    for name, index in sample(tables, rows, seed, minutes):
         row = tables[name].loc[index]
         check = Check(
             Path(name).name,
@@ -245,15 +269,16 @@ def format_check(check: Check) -> str:
 
 def main(args) -> int:
     csvs = [Path(path) for path in args.csv] if args.csv else [RESULTS / name for name in MEASUREMENT_CSVS]
-    rows = args.rows if args.rows is not None else DEFAULT_ROWS
+    how_many = f"{args.rows} rows" if args.rows else f"the rows that fit {args.minutes:g} minutes"
     print(
-        f"re-measuring {rows} rows sampled (seed {args.seed}) from {', '.join(p.name for p in csvs)}; "
+        f"re-measuring {how_many}, sampled (seed {args.seed}) from {', '.join(p.name for p in csvs)}; "
         f"tolerance: {PREDICTION_TOLERANCE} predictions per 10,000 images, FLOPs {FLOPS_TOLERANCE:g} "
         "relative",
         flush=True,
     )
     start = time.monotonic()
-    checks = run(csvs, rows, args.seed, args.data, args.imagenet, [Path(p) for p in args.weights_dir or []])
+    weights_dirs = [Path(p) for p in args.weights_dir or []]
+    checks = run(csvs, args.rows, args.seed, args.data, args.imagenet, weights_dirs, args.minutes)
     agreed = sum(c.verdict == "agrees" for c in checks)
     disagreed = sum(c.verdict.startswith("DISAGREES") for c in checks)
     print(

@@ -1,0 +1,243 @@
+"""Give committed result rows today's code fingerprint where the code that computed them is shown to
+compute the same numbers as today's, and record what was shown in ``results/code_checks.csv``.
+
+For each commit that computed rows not stamped with today's fingerprint, ``numeric_battery.py`` runs
+in a checkout of that commit and on today's code (one thread, the same images). A row is re-stamped
+when every battery case it depends on (the images, its model's dense logits, and for a HASTE row
+the case of its settings) is bit-identical; a row whose case differs or does not exist (another
+method, another dataset) keeps its old fingerprint, is listed, and must be measured again.
+
+    python scripts/restamp_rows.py [--dry-run] [--data CIFAR10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from numeric_battery import CASES  # noqa: E402
+
+from haste.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402
+from haste.repro.experiments import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
+from haste.repro.provenance import code_fingerprint, git_commit  # noqa: E402
+
+# every committed CSV of measurement rows (those with a code_fingerprint column)
+MEASUREMENT_CSVS = [
+    "cifar10_sweep.csv",
+    "cifar10_patch2_sweep.csv",
+    "ablations.csv",
+    "paper_reconciliation_sweep.csv",
+    "checkpoint_quality.csv",
+    "imagenet_sweep.csv",
+]
+CHECKS = ROOT / "results" / "code_checks.csv"
+IMAGENET = str((ROOT / ".." / "shared" / "data" / "imagenet-val-1300").resolve())
+SETTINGS = ["sparsity", "patch_size", "projection", "centre", "grouping", "skip", "include_pointwise"]
+DEFAULTS = {"sparsity": 2 / 3, "patch_size": 3, "projection": "ternary", "centre": True}
+DEFAULTS |= {"grouping": "lsh", "skip": 1, "include_pointwise": False}
+
+
+def battery(checkout: Path, data: str) -> dict:
+    """The battery's outputs for the haste in ``checkout``, cached by the checkout's commit."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    # today's code by its fingerprint (whatever commit holds it), an earlier commit's by the commit
+    today = checkout == ROOT
+    stored = cache_dir() / "battery" / (f"today-{code_fingerprint()}.json" if today else f"{commit}.json")
+    if stored.is_file():
+        return json.loads(stored.read_text())
+    print(f"battery at {'today' if today else commit[:10]} ...", flush=True)
+    found = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "numeric_battery.py"),
+            "--data",
+            data,
+            "--imagenet",
+            IMAGENET,
+        ],
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": str(checkout), "HASTE_RESULT_CACHE": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    outputs = json.loads(found.stdout)
+    assert outputs["haste"].startswith(str(checkout)), outputs["haste"]  # that commit's code ran
+    atomic_write_text(json.dumps(outputs, indent=1), stored)
+    return outputs
+
+
+def battery_at(commit: str, data: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="haste-at-") as tmp:
+        checkout = Path(tmp) / "checkout"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(checkout), commit], cwd=ROOT, check=True
+        )
+        try:
+            return battery(checkout, data)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT, check=True)
+
+
+def same(earlier, current) -> bool:
+    """Whether a case's outputs agree: equal text, or equal logits and equal numbers where both
+    versions report them (a later version reports more FLOP terms)."""
+    if not (isinstance(earlier, dict) and isinstance(current, dict)):
+        return earlier == current
+    return (
+        all(earlier[key] == current[key] for key in earlier.keys() & current.keys()) and "logits" in earlier
+    )
+
+
+def _same_value(a, b) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 1e-4
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def case_of(row: pd.Series) -> str | None:
+    """The battery case a row's settings are, or None."""
+    for case, settings in CASES.items():
+        wanted = {**DEFAULTS, **settings}
+        if all(_same_value(row[column], wanted[column]) for column in SETTINGS):
+            return case
+    return None
+
+
+def needed_cases(row: pd.Series) -> list[str] | None:
+    if row["model"] == "imagenet/resnet50-keras":
+        cases = [f"{row['model']} dense"]
+        if pd.isna(row["num_hyperplanes"]):
+            return cases
+        return (
+            cases + [f"{row['model']} L=28 seed=0 sparsity=0.5"] if case_of(row) == "sparsity=0.5" else None
+        )
+    if not str(row["model"]).startswith("cifar10/"):
+        return None
+    cases = ["images", f"{row['model']} dense"]
+    if pd.isna(row["num_hyperplanes"]):
+        return cases
+    case = case_of(row)
+    return None if case is None else cases + [f"{row['model']} L=14 seed=0 {case}"]
+
+
+FULL_SPLIT = {"cifar10": 10_000, "imagenet": 1_300}
+
+
+def data_identity(row: pd.Series, data: str, known: dict) -> str | None:
+    """The ``data_sha256`` of the images a row was measured on, or None where that cannot be shown:
+    a whole split is the split (the battery's first images agree, the files are fixed); a subset is
+    the one today's seeded subset draws only if the shipped model's dense accuracy on it equals the
+    row's dense row (checked once per model and image count)."""
+    from haste import models
+    from haste.data import data_fingerprint
+    from haste.evaluate import evaluate
+    from haste.repro.experiments import evaluation_batches
+
+    images, name = int(row["images"]), row["model"]
+    dataset = models.spec(name).dataset
+    full = images == FULL_SPLIT[dataset]
+    key = (dataset, images) if full else (name, row["weights_sha256"], images)
+    if key not in known:
+        root = IMAGENET if dataset == "imagenet" else data
+        batches = evaluation_batches(name, root, None if full else images, batch_size=32, resize=None)
+        known[key] = data_fingerprint(batches)
+        if not full:
+            model, info = models.load(name, download=False)
+            dense = row.get("_dense_accuracy")
+            same_model = info.sha256 == row["weights_sha256"]
+            if not same_model or dense is None or abs(evaluate(model, batches).accuracy - dense) > 1e-4:
+                known[key] = None
+    return known[key]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str((ROOT / ".." / "shared" / "data" / "cifar10-jpeg").resolve()))
+    parser.add_argument("--dry-run", action="store_true", help="compare and report; write nothing")
+    args = parser.parse_args()
+    today = code_fingerprint()
+    tables = {name: read_rows(ROOT / "results" / name) for name in MEASUREMENT_CSVS}
+    stale = {
+        name: table[table["code_fingerprint"].fillna("") != today] if "code_fingerprint" in table else table
+        for name, table in tables.items()
+    }
+    commits = sorted({c for table in stale.values() for c in table["commit"].dropna()})
+    if not commits:
+        print("every row carries today's fingerprint")
+        return 0
+    current = battery(ROOT, args.data)
+    checks = []
+    for commit in commits:
+        earlier = battery_at(commit, args.data)
+        equal = {case for case in current if case in earlier and same(earlier[case], current[case])}
+        restamped, kept = 0, []
+        for name, table in stale.items():
+            rows = table[table["commit"] == commit]
+            for index, row in rows.iterrows():
+                cases = needed_cases(row)
+                if cases is not None and all(case in equal for case in cases):
+                    tables[name].loc[index, "code_fingerprint"] = today
+                    restamped += 1
+                else:
+                    kept.append(f"{name}:{index}")
+        differing = sorted(  # cases both versions ran (n/a: a model not shipped then)
+            case
+            for case in current
+            if case in earlier
+            and case not in equal
+            and case != "haste"
+            and not str(earlier[case]).startswith("n/a")
+        )
+        checks.append(
+            {
+                "commit": commit,
+                "compared_at": git_commit(),
+                "fingerprint": today,
+                "cases_equal": len(equal),
+                "cases_differing": ";".join(differing),
+                "rows_restamped": restamped,
+                "rows_not_shown_current": ";".join(kept),
+            }
+        )
+        print(
+            f"{commit[:10]}: {len(equal)} cases equal, {len(differing)} differ; {restamped} rows re-stamped, "
+            f"{len(kept)} not shown current"
+        )
+    if args.dry_run:
+        return 0
+    known: dict = {}
+    for name, table in tables.items():
+        extra = [c for c in table.columns if c not in RESULT_COLUMNS]
+        table = table.reindex(columns=RESULT_COLUMNS + extra)
+        table = table.astype({"data_sha256": object, "device": object})
+        dense = table[table["num_hyperplanes"].isna()].set_index(["model", "weights_sha256", "images"])
+        for index, row in table[table["code_fingerprint"] == today].iterrows():
+            if pd.isna(row["data_sha256"]):  # what a row records of its data and run, where known
+                group = (row["model"], row["weights_sha256"], row["images"])
+                row = row.copy()
+                row["_dense_accuracy"] = dense["accuracy"].get(group)
+                table.loc[index, "data_sha256"] = data_identity(row, args.data, known)
+            if pd.isna(row["batch_size"]):  # the runners' batch size for these rows at every commit
+                table.loc[index, "batch_size"] = 32 if row["model"].startswith("imagenet/") else 256
+        save_rows(table, ROOT / "results" / name)
+    previous = pd.read_csv(CHECKS, dtype=str) if CHECKS.is_file() else pd.DataFrame()
+    atomic_write_csv(pd.concat([previous, pd.DataFrame(checks).astype(str)]), CHECKS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
