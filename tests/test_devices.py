@@ -143,6 +143,7 @@ def test_the_runner_runs_only_the_sharding_notebooks_in_a_shard(monkeypatch, tmp
     assert [name for name in notebooks.ORDER if {"weights", "device"} <= declared[name]] == [
         *evaluating,
         "05_ablations",
+        "10_baselines",
     ]
     assert all("weights" in declared[name] for name in ("02_cifar10_main_table", "03_tradeoff_figure"))
     assert "device" in declared["09_checkpoint_quality"]

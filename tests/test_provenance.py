@@ -65,3 +65,22 @@ def test_code_that_decides_values_changes_the_fingerprint(tmp_path):
     edited.write_text(source.replace("seed=seed", "seed=seed + 1", 1))
     assert provenance.module_code(edited) != provenance.module_code(original)
     assert "haste.repro.experiments" in provenance.FINGERPRINTED
+
+
+def test_every_committed_measurement_row_carries_todays_fingerprint():
+    """A committed row is of today's code: measured by it, or shown by scripts/restamp_rows.py to have
+    been computed by code that computes the same numbers (results/code_checks.csv). After an edit to
+    code that decides values, measure the rows again or run that script."""
+    import pandas as pd
+
+    from haste.repro.verify import MEASUREMENT_CSVS, RESULTS
+
+    today = provenance.code_fingerprint()
+    stale = {}
+    for name in [*MEASUREMENT_CSVS, "patch_compression.csv"]:
+        rows = pd.read_csv(RESULTS / name, dtype={"code_fingerprint": str})
+        fingerprints = rows.get("code_fingerprint", pd.Series(["none"] * len(rows)))
+        count = int((fingerprints.fillna("none") != today).sum())
+        if count:
+            stale[name] = count
+    assert not stale, f"rows not of today's code (re-measure, or python scripts/restamp_rows.py): {stale}"

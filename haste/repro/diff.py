@@ -64,7 +64,6 @@ KEY_NAMES = [
     "reduction",
     "file",
 ]
-SIGNIFICANT = 1e-6  # relative: what a CSV written to 6 significant digits can move by
 
 
 @dataclass
@@ -123,9 +122,9 @@ def _number(value) -> float | None:
 
 
 def within_rounding(column: str, a: float, b: float, images: int) -> bool:
-    difference = abs(a - b)
-    if difference <= SIGNIFICANT * max(abs(a), abs(b)):
-        return True
+    difference, larger = abs(a - b), max(abs(a), abs(b))
+    if larger == 0 or difference <= 1.0001 * 10 ** (math.floor(math.log10(larger)) - 5):
+        return True  # one unit in the 6th significant digit: the CSVs' rounding
     if "accuracy" in column:  # percent of images
         return difference * images / 100 <= allowed_prediction_change(images) + 1e-6
     if column.startswith("flops_reduction") or column.endswith("_reduction"):  # percent

@@ -163,6 +163,8 @@ def run(
                     progress_bar=False,
                     stdout_file=sys.stdout if log_output else None,
                     stderr_file=KernelNoiseFilter(sys.stderr) if log_output else None,
+                    # the kernel's own log (its transport warning) says nothing about the notebook
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
                 )
             finally:
                 outcome.seconds = time.monotonic() - start
