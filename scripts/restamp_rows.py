@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -30,21 +31,13 @@ from numeric_battery import CASES  # noqa: E402
 from haste.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402
 from haste.repro.experiments import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
 from haste.repro.provenance import code_fingerprint, git_commit  # noqa: E402
+from haste.repro.verify import MEASUREMENT_CSVS  # noqa: E402
+from haste.settings import HasteSettings  # noqa: E402
 
-# every committed CSV of measurement rows (those with a code_fingerprint column)
-MEASUREMENT_CSVS = [
-    "cifar10_sweep.csv",
-    "cifar10_patch2_sweep.csv",
-    "ablations.csv",
-    "paper_reconciliation_sweep.csv",
-    "checkpoint_quality.csv",
-    "imagenet_sweep.csv",
-]
 CHECKS = ROOT / "results" / "code_checks.csv"
 IMAGENET = str((ROOT / ".." / "shared" / "data" / "imagenet-val-1300").resolve())
-SETTINGS = ["sparsity", "patch_size", "projection", "centre", "grouping", "skip", "include_pointwise"]
-DEFAULTS = {"sparsity": 2 / 3, "patch_size": 3, "projection": "ternary", "centre": True}
-DEFAULTS |= {"grouping": "lsh", "skip": 1, "include_pointwise": False}
+DEFAULTS = asdict(HasteSettings())  # the paper's settings, which a battery case varies one at a time
+SETTINGS = list(DEFAULTS)
 
 
 def battery(checkout: Path, data: str) -> dict:

@@ -29,13 +29,10 @@ def test_a_committed_table_is_rebuilt_byte_for_byte_from_its_rows(rebuilt, name)
 
 
 def test_every_derived_csv_is_listed():
+    from haste.repro.verify import MEASUREMENT_CSVS
+
     measured = {
-        "cifar10_sweep.csv",
-        "cifar10_patch2_sweep.csv",
-        "ablations.csv",
-        "paper_reconciliation_sweep.csv",
-        "checkpoint_quality.csv",
-        "imagenet_sweep.csv",
+        *MEASUREMENT_CSVS,
         "patch_compression.csv",  # per-patch statistics, measured
         "hash_stability.csv",  # benchmarks/hash_stability.py's measurements
         "hash_stability_layers.csv",

@@ -144,7 +144,7 @@ def check_command(tokens: list[str]) -> None:
     elif program.startswith("./") or re.match(r"^[\w./-]+\.(sh|py)$", program):  # a script run directly
         assert (ROOT / program).is_file(), f"no file {program}"
         if program == "./run_all.sh":
-            taking_values = ("--data", "--weights", "--device", "--shard", "--results-dir")  # e.g. --data PATH
+            taking_values = ("--data", "--weights", "--device", "--shard", "--results-dir")  # --data PATH
             values = {i + 1 for i, a in enumerate(arguments) if a in taking_values}
             names = [a for i, a in enumerate(arguments) if not a.startswith("-") and i not in values]
             for name in names:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..settings import HasteSettings
 from .verify import FLOPS_TOLERANCE, allowed_prediction_change
 
 CLASSES = ("identical", "rounding", "seed noise", "changed", "missing", "added")
@@ -45,13 +46,7 @@ KEY_NAMES = [
     "method",
     "target",
     "convention",
-    "sparsity",
-    "patch_size",
-    "projection",
-    "centre",
-    "grouping",
-    "skip",
-    "include_pointwise",
+    *HasteSettings.__dataclass_fields__,
     "num_hyperplanes",
     "seed",
     "images",
