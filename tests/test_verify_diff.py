@@ -128,3 +128,14 @@ def test_the_same_measurements_give_the_same_file_in_any_order(tmp_path):
     shuffled = rows.sample(frac=1, random_state=0)
     experiments.save_rows(shuffled, tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == committed.read_bytes()
+
+
+def test_the_default_sample_is_the_drawn_rows_that_fit_the_time_budget():
+    # 10,000 images of a 0.35 GFLOP model: 100 s each by the estimate; one ImageNet row: far more
+    cheap = pd.DataFrame({"model": ["cifar10/resnet34"] * 5, "images": 10_000, "flops_dense": 3.5e8})
+    costly = pd.DataFrame({"model": ["imagenet/resnet50-keras"], "images": 1300, "flops_dense": 4e9})
+    tables = {"cheap.csv": cheap, "costly.csv": costly}
+    assert verify.estimated_seconds(cheap.iloc[0]) == pytest.approx(100.0)
+    chosen = verify.sample(tables, None, seed=0, minutes=5)  # 300 s: three cheap rows
+    assert [name for name, _ in chosen] == ["cheap.csv"] * 3
+    assert len(verify.sample(tables, 2, seed=0)) == 2  # --rows: a count, whatever it costs
