@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from reference import reference_haste_conv
+from test_dropin import PATHS, rel_error
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
@@ -17,17 +18,6 @@ import haste
 from haste import HasteConv2d, HasteSettings
 from haste.compressed import haste_conv2d_compressed
 from haste.functional import haste_conv2d
-
-PATHS = [
-    ("gemm", False),
-    ("gemm", True),
-    ("compressed", False),
-    ("compressed", True),
-]  # (execution, inference)
-
-
-def rel_error(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def reference(layer, x):

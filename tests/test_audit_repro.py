@@ -6,36 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import run_failing
 from test_data import make_tree
+from test_train import config as train_config
 
 from haste.repro import train as training
 from haste.repro.cli import main
-from haste.repro.train import TrainConfig
 
 
-def run_failing(argv, capsys) -> str:
-    """``main(argv)``'s stderr, which must be one line, after exit status 2 however it exits."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:  # argparse
-        code = exit_info.code
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1, err
-    assert "Traceback" not in err and "usage:" not in err
-    return err
-
-
-def small_config(root, epochs=1) -> TrainConfig:
-    return TrainConfig(
-        model="cifar10/resnet18",
-        data=str(root),
-        epochs=epochs,
-        batch_size=8,
-        max_lr=0.01,
-        seed=3,
-        bf16=False,
-        channels_last=False,
-    )
+def small_config(root, epochs=1):
+    return train_config(root, epochs)
 
 
 # --- 7: run files are loaded without running pickled code -----------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli import run_failing
 from test_data import make_tree
 from torch import nn
 
@@ -17,17 +18,6 @@ from haste.data import check_cifar10, cifar10_root, load_cifar10
 from haste.repro.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def failing(argv, capsys) -> str:
-    """``main(argv)``'s one line of stderr, after exit status 2 however it exits."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:  # argparse
-        code = exit_info.code
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 # --- files the README's commands write into the working folder ------------------------------------
@@ -46,13 +36,13 @@ def test_the_package_data_module_is_not_ignored():
 
 
 def test_an_unknown_option_after_a_command_names_that_command(capsys):
-    err = failing(["eval", "--model", "cifar10/resnet18", "--no-such-option"], capsys)
+    err = run_failing(["eval", "--model", "cifar10/resnet18", "--no-such-option"], capsys)
     assert err.startswith("python -m haste eval: error: unrecognized arguments: --no-such-option")
     assert "(see python -m haste eval --help)" in err
 
 
 def test_an_unknown_option_before_the_command_names_the_top_level_command(capsys):
-    err = failing(["--no-such-option", "eval", "--model", "cifar10/resnet18"], capsys)
+    err = run_failing(["--no-such-option", "eval", "--model", "cifar10/resnet18"], capsys)
     assert err.startswith("python -m haste: error: unrecognized arguments: --no-such-option")
 
 
@@ -73,9 +63,11 @@ def test_missing_cifar10_offers_each_callers_own_download_option(tmp_path, monke
     missing = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"or pass download=True$"):
         load_cifar10(missing)
-    err = failing(["eval", "--model", "cifar10/resnet18", "--weights", "random", "--data", missing], capsys)
+    err = run_failing(
+        ["eval", "--model", "cifar10/resnet18", "--weights", "random", "--data", missing], capsys
+    )
     assert err.rstrip().endswith("or pass --download") and "$HASTE_DATA" not in err
-    err = failing(["train", "--model", "cifar10/resnet18", "--data", missing, "--out", missing], capsys)
+    err = run_failing(["train", "--model", "cifar10/resnet18", "--data", missing, "--out", missing], capsys)
     assert "download=True" not in err and "--download" not in err  # train has no such option
 
 
@@ -119,13 +111,13 @@ def test_download_cifar10_from_a_local_archive(as_url, tmp_path, monkeypatch, ca
 
 def test_download_cifar10_from_a_missing_or_foreign_file_leaves_no_folder(tmp_path, capsys):
     target = tmp_path / "data" / "cifar10"
-    err = failing(
+    err = run_failing(
         ["download", "cifar10", "--from", str(tmp_path / "absent.tar.gz"), "--dir", str(target)], capsys
     )
     assert "no such file" in err and "unknown url type" not in err
     foreign = tmp_path / "foreign.tar.gz"
     foreign.write_bytes(b"not CIFAR-10")
-    err = failing(["download", "cifar10", "--from", str(foreign), "--dir", str(target)], capsys)
+    err = run_failing(["download", "cifar10", "--from", str(foreign), "--dir", str(target)], capsys)
     assert "MD5" in err and "cifar-10-python.tar.gz" in err
     assert not (tmp_path / "data").exists()
 
