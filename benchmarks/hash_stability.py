@@ -34,8 +34,9 @@ from common import cpu_name  # benchmarks/ is on sys.path when run as a script
 import haste
 from haste import models
 from haste.data import cifar10_batches
-from haste.flops import dense_flops, flop_report
-from haste.functional import Tiling, extract_windows, hash_windows
+from haste.report import dense_flops, flop_report
+from haste.functional import extract_windows, hash_windows
+from haste.tiling import Tiling
 from haste.repro.provenance import git_commit
 from haste.repro.result_cache import code_fingerprint
 

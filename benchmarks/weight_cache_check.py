@@ -41,7 +41,7 @@ def costs(weights: list[torch.Tensor], reps: int) -> dict[str, float]:
         "rebuild GEMM matrix": cpu_ms(lambda: [_gemm_matrix(w, w.dtype).contiguous() for w in weights], reps),
         "rebuild filter table": cpu_ms(lambda: [_build_filter_table(w) for w in weights], max(1, reps // 4)),
         "check: bytes (weight_cache)": cpu_ms(
-            lambda: [weight_cache._same_bits(s, w) for s, w in zip(snapshots, weights)], reps
+            lambda: [weight_cache.same_bits(s, w) for s, w in zip(snapshots, weights)], reps
         ),
         "check: torch.equal": cpu_ms(lambda: [torch.equal(s, w) for s, w in zip(snapshots, weights)], reps),
     }

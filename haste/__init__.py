@@ -21,10 +21,11 @@ from .convert import (
     summary,
 )
 from .evaluate import EvalResult, evaluate
-from .flops import FlopReport, dense_flops, flop_report
+from .report import FlopReport, dense_flops, flop_report
 from .functional import haste_conv2d
 from .hashing import draw_hyperplanes
-from .module import HasteConv2d, LayerStats
+from .cost import LayerStats
+from .module import HasteConv2d
 from .settings import HasteSettings
 
 __version__ = "0.1.0"

@@ -30,7 +30,6 @@ import torch
 
 from . import fused
 from .functional import (
-    _checked_tiling,
     empty_batch,
     extract_windows,
     hash_windows,
@@ -40,6 +39,7 @@ from .functional import (
 )
 from .fused import numba  # None where numba is not installed: the torch backend still works
 from .hashing import bucket_ids, bucket_means
+from .tiling import checked_tiling
 from .weight_cache import rearranged
 
 BACKENDS = ("auto", "numba", "torch")
@@ -63,7 +63,7 @@ def haste_conv2d_compressed(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     stride, padding = tiling.stride, tiling.padding
     if x.shape[0] == 0:
         return empty_batch(x, weight, None if bias is None else bias.to(x.dtype), stride, padding, tiling)
@@ -94,7 +94,7 @@ def _compressed(x, weight, bias, stride, padding, hyperplanes, patch_size, centr
 
 
 def _hashed_windows(x, weight, stride, padding, hyperplanes, patch_size, centre):
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     windows = extract_windows(x, tiling)  # [N, T, pixels, C]
     codes = hash_windows(windows, hyperplanes, centre)
     n, tiles, pixels, channels = windows.shape
@@ -113,7 +113,7 @@ def _kernel_offsets(tiling, patch_size: int) -> tuple[torch.Tensor, torch.Tensor
 def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size, centre):
     n, channels = x.shape[:2]
     c_out, _, kh, kw = weight.shape
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     (tiles_h, tiles_w), (win_h, win_w), (out_h, out_w) = tiling.tiles, tiling.window, tiling.out_size
     table = filter_table(weight, x.dtype)  # the products run in the input's dtype
     blocks = table.shape[0]

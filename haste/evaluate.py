@@ -11,7 +11,7 @@ from torch import nn
 from tqdm import tqdm  # text bars: they reach the terminal from notebooks run by papermill
 
 from .convert import reset_stats
-from .flops import FlopReport, dense_flops, flop_report
+from .report import FlopReport, dense_flops, flop_report
 
 
 @dataclass

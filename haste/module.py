@@ -15,8 +15,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .compressed import haste_conv2d_compressed
-from .flops import LayerStats, tile_constants
-from .functional import Tiling, conv_geometry, haste_conv2d
+from .cost import CostRecorder, LayerStats
+from .functional import haste_conv2d
 from .hashing import draw_hyperplanes
 from .settings import (
     EXECUTIONS,
@@ -30,7 +30,8 @@ from .settings import (
     check_seed,
     check_sparsity,
 )
-from .weight_cache import _same_bits
+from .tiling import Tiling, conv_geometry
+from .weight_cache import same_bits
 
 EXECUTION_PATHS = EXECUTIONS  # the old name
 
@@ -61,7 +62,6 @@ class HasteConv2d(nn.Conv2d):
     kernel_size: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
-    _pending_sums: torch.Tensor | None  # [sum of buckets, sum of buckets x outputs], not yet read
 
     def __init__(
         self,
@@ -86,9 +86,10 @@ class HasteConv2d(nn.Conv2d):
         self.execution = "gemm"
         self.merge = True
         self.record_patches = False
-        self.reset_stats()
-        self._cost_cache: dict = {}  # constants by (input size, patch size), for the hyperplanes below
-        self._cost_planes: tuple | None = None  # (hyperplanes, version, snapshot) they were made from
+        self._cost = CostRecorder(
+            self.in_channels, self.out_channels, self.kernel_size[0] * self.kernel_size[1]
+        )
+        self._cost_planes: tuple | None = None  # (hyperplanes, version, snapshot) of the cost constants
         self.register_buffer("hyperplanes", self._draw().to(self.weight.device))  # drawn on the CPU
 
     @classmethod
@@ -284,22 +285,7 @@ class HasteConv2d(nn.Conv2d):
             f"merge={self.merge}"
         )
 
-    # --- accounting: counts only; the FLOPs are haste.flops' cost model of them ------------------
-    def _tile_constants(self, in_size: tuple[int, int]) -> dict:
-        """Per-tile valid outputs, window pixels and hyperplane nonzeros for an input size."""
-        if self._hyperplanes_changed():
-            self._cost_cache.clear()
-        key = (in_size, self._patch_size)
-        if key not in self._cost_cache:
-            tiling = Tiling(in_size, self.kernel_size, self.stride, self.padding, self._patch_size)
-            nonzeros = (self.hyperplanes != 0).sum(1).view(*tiling.window).cpu()
-            constants = tile_constants(tiling, nonzeros)
-            self._cost_cache[key] = {
-                **constants,
-                **{f"{name}_sum": int(value.sum()) for name, value in constants.items()},
-            }
-        return self._cost_cache[key]
-
+    # --- accounting: haste.cost's recorder counts what ran; its cost model turns counts into FLOPs --
     def _hyperplanes_changed(self) -> bool:
         """Whether the hyperplanes differ from those the cost constants were made from (and note them).
 
@@ -312,7 +298,7 @@ class HasteConv2d(nn.Conv2d):
         kept = self._cost_planes
         on_cpu = planes.device.type == "cpu"
         if kept is not None and kept[0] is planes and kept[1] == version:
-            if not on_cpu or _same_bits(kept[2], planes.detach()):
+            if not on_cpu or same_bits(kept[2], planes.detach()):
                 return False
         snapshot = planes.detach().clone(memory_format=torch.contiguous_format) if on_cpu else None
         self._cost_planes = (planes, version, snapshot)
@@ -322,44 +308,18 @@ class HasteConv2d(nn.Conv2d):
     # and recompile the layer on every call.
     @torch.compiler.disable
     def _record(self, shape: torch.Size, num_buckets: torch.Tensor) -> None:
-        n = shape[0]
-        constants = self._tile_constants((shape[2], shape[3]))
-        stats = self._stats
-        stats.images += n
-        stats.patches += num_buckets.numel()
-        stats.outputs += n * constants["outputs_sum"]
-        stats.pixels += n * constants["pixels_sum"]
-        stats.nonzeros += n * constants["nonzeros_sum"]
-        # The two sums over the bucket counts stay on the counts' device until the statistics are
-        # read: reading them here made every layer wait for the GPU to finish (a host sync per layer).
-        key = ("outputs", num_buckets.device)
-        if key not in constants:
-            constants[key] = constants["outputs"].to(num_buckets.device)
-        sums = torch.stack([num_buckets.sum(), (num_buckets * constants[key]).sum()])
-        if self._pending_sums is not None and self._pending_sums.device != sums.device:
-            self._fold_pending_sums()  # the layer moved to another device
-        self._pending_sums = sums if self._pending_sums is None else self._pending_sums + sums
-        if self.record_patches:
-            stats.kept_fraction.append(num_buckets.cpu().float() / shape[1])
-
-    def _fold_pending_sums(self) -> None:
-        if self._pending_sums is None:
-            return
-        buckets, buckets_times_outputs = self._pending_sums.tolist()
-        self._pending_sums = None
-        self._stats.buckets += int(buckets)
-        self._stats.buckets_times_outputs += int(buckets_times_outputs)
+        if self._hyperplanes_changed():
+            self._cost.forget_tiles()
+        tiling = Tiling((shape[2], shape[3]), self.kernel_size, self.stride, self.padding, self._patch_size)
+        self._cost.record(tiling, self.hyperplanes, num_buckets, self.record_patches)
 
     @property
     def stats(self) -> LayerStats:
         """Counts and FLOPs since the last reset (reading them waits for the layer's queued GPU work)."""
-        self._fold_pending_sums()
-        return self._stats
+        return self._cost.stats
 
     def reset_stats(self) -> None:
-        area = self.kernel_size[0] * self.kernel_size[1]
-        self._stats = LayerStats(self.in_channels, self.out_channels, area)
-        self._pending_sums = None
+        self._cost.reset()
 
 
 def _autocast_applies(x: torch.Tensor) -> bool:

@@ -21,7 +21,7 @@ EXECUTIONS = ("gemm", "compressed")
 _RENAMED_EXECUTIONS = {"eval": "gemm"}  # old name -> new name (deprecated)
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -37,7 +37,7 @@ def check_flag(name: str, value) -> bool:
 
 
 def check_num_hyperplanes(value) -> int:
-    if not _is_int(value) or not 1 <= value <= MAX_HYPERPLANES:
+    if not is_int(value) or not 1 <= value <= MAX_HYPERPLANES:
         raise ValueError(f"num_hyperplanes must be an integer in [1, {MAX_HYPERPLANES}], not {value!r}")
     return int(value)
 
@@ -49,13 +49,13 @@ def check_sparsity(value) -> float:
 
 
 def check_patch_size(value) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"patch_size must be an integer >= 1, not {value!r}")
     return int(value)
 
 
 def check_seed(value) -> int:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"seed must be an integer >= 0, not {value!r}")
     return int(value)
 
@@ -78,11 +78,11 @@ def check_grouping(value) -> str:
 
 def check_skip(value) -> int | tuple[str, ...]:
     """A count of leading convs (``int >= 0``) or layer names / glob patterns (a string or several)."""
-    if _is_int(value) and value >= 0:
+    if is_int(value) and value >= 0:
         return int(value)
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, Iterable) and not _is_int(value):
+    if isinstance(value, Iterable) and not is_int(value):
         names = tuple(value)
         if all(isinstance(name, str) for name in names):
             return names

@@ -47,7 +47,7 @@ def rearranged(weight: torch.Tensor, name: str, build: Callable[[torch.Tensor], 
     layout = (weight.dtype, weight.shape, settings)
     slot = (id(weight), name)
     kept = _COPIES.get(slot)
-    if kept is not None and kept[0]() is weight and kept[1] == layout and _same_bits(kept[2], values):
+    if kept is not None and kept[0]() is weight and kept[1] == layout and same_bits(kept[2], values):
         return kept[3]
     copy = build(values)
     snapshot = values.clone(memory_format=torch.contiguous_format)
@@ -68,7 +68,7 @@ def _memcmp():
 _MEMCMP = _memcmp()
 
 
-def _same_bits(snapshot: torch.Tensor, values: torch.Tensor) -> bool:
+def same_bits(snapshot: torch.Tensor, values: torch.Tensor) -> bool:
     """Bitwise equality (``torch.equal`` on floats would take -0.0 for 0.0 and never match a NaN)."""
     if _MEMCMP is not None and values.is_contiguous() and snapshot.is_contiguous():
         size = values.numel() * values.element_size()

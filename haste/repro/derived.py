@@ -100,7 +100,7 @@ def reconciliation(results_dir: Path, model_names: list[str], committed_sweeps: 
     """``paper_reconciliation.csv`` (``08_paper_reconciliation``): every patch size under every
     accounting convention, from its own rows and the committed sweeps' (its own replace theirs)."""
     from .. import models
-    from ..flops import CONV_LINEAR, dense_flops
+    from ..report import CONV_LINEAR, dense_flops
 
     # the conv + linear FLOPs of each dense model: a function of its shapes only
     dense_convlinear: dict[str, float] = {
