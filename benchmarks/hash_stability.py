@@ -34,11 +34,11 @@ from common import cpu_name  # benchmarks/ is on sys.path when run as a script
 import haste
 from haste import models
 from haste.data import cifar10_batches
-from haste.report import dense_flops, flop_report
 from haste.functional import extract_windows, hash_windows
-from haste.tiling import Tiling
+from haste.report import dense_flops, flop_report
 from haste.repro.provenance import git_commit
 from haste.repro.result_cache import code_fingerprint
+from haste.tiling import Tiling
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = (256, 2)  # (batch size, threads)

@@ -20,12 +20,12 @@ from .convert import (
     set_num_hyperplanes,
     summary,
 )
+from .cost import LayerStats
 from .evaluate import EvalResult, evaluate
-from .report import FlopReport, dense_flops, flop_report
 from .functional import haste_conv2d
 from .hashing import draw_hyperplanes
-from .cost import LayerStats
 from .module import HasteConv2d
+from .report import FlopReport, dense_flops, flop_report
 from .settings import HasteSettings
 
 __version__ = "0.1.0"

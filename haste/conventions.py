@@ -23,8 +23,8 @@ class Convention:
     """One way of counting a FLOPs reduction.
 
     ``name``: the result column (and report total) holding it. ``baseline``: :data:`MODEL_BASELINE`
-    or :data:`CONVLINEAR_BASELINE`. ``counted``: the overhead terms it counts (:data:`haste.cost.OVERHEAD_TERMS`
-    or a part of them). ``label``: the long label of tables and figures (baseline, then overhead);
+    or :data:`CONVLINEAR_BASELINE`. ``counted``: the overhead terms it counts (all of
+    :data:`haste.cost.OVERHEAD_TERMS` or a part). ``label``: the long label of tables and figures (baseline, then overhead);
     ``short``: the README's. ``headline``: one of the two reductions a result row gives first.
     """
 

@@ -16,12 +16,12 @@ import haste
 from haste import HasteConv2d, fused, models
 from haste.compressed import haste_conv2d_compressed
 from haste.functional import extract_windows, hash_windows, haste_conv2d
-from haste.tiling import Tiling
 from haste.hashing import codes_from_projections
 from haste.models import ChecksumError
 from haste.models.weights import verify
 from haste.repro import experiments, tables
 from haste.repro.experiments import operating_points
+from haste.tiling import Tiling
 
 
 def rel_error(a, b):
