@@ -24,8 +24,9 @@ class Convention:
 
     ``name``: the result column (and report total) holding it. ``baseline``: :data:`MODEL_BASELINE`
     or :data:`CONVLINEAR_BASELINE`. ``counted``: the overhead terms it counts (all of
-    :data:`haste.cost.OVERHEAD_TERMS` or a part). ``label``: the long label of tables and figures (baseline, then overhead);
-    ``short``: the README's. ``headline``: one of the two reductions a result row gives first.
+    :data:`haste.cost.OVERHEAD_TERMS` or a part). ``label``: the long label of tables and figures
+    (baseline, then overhead); ``short``: the README's. ``headline``: one of the two reductions a
+    result row gives first.
     """
 
     name: str
