@@ -40,6 +40,11 @@ class Convention:
     def uncounted(self) -> tuple[str, ...]:
         return tuple(term for term in OVERHEAD_TERMS if term not in self.counted)
 
+    @property
+    def from_totals(self) -> bool:
+        """Whether a row's totals give it (all overhead counted, or none), without the terms."""
+        return self.counted in ((), OVERHEAD_TERMS)
+
 
 _NO_FILTER_MERGE = tuple(term for term in OVERHEAD_TERMS if term != "filter_merge")
 
@@ -90,14 +95,16 @@ CONVENTIONS = (
     ),
 )
 BY_NAME = {convention.name: convention for convention in CONVENTIONS}
+# the total of a result row that holds each baseline's dense count
+BASELINE_COLUMNS = {MODEL_BASELINE: "flops_dense", CONVLINEAR_BASELINE: "flops_dense_convlinear"}
 # the whole-model totals a result row holds, in the rows' column order
 TOTAL_COLUMNS = (
-    "flops_dense",
+    BASELINE_COLUMNS[MODEL_BASELINE],
     "flops_haste",
     "flops_overhead",
     *(c.name for c in CONVENTIONS if c.headline),
     "flops_filter_merge",
-    "flops_dense_convlinear",
+    BASELINE_COLUMNS[CONVLINEAR_BASELINE],
     *(c.name for c in CONVENTIONS if not c.headline),
 )
 

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from .. import __version__, models
+from ..conventions import BASELINE_COLUMNS, BY_NAME, CONVENTIONS, TOTAL_COLUMNS
 from ..convert import convert, haste_layers, set_hyperplanes
 from ..data import cifar10_batches, data_fingerprint, imagenet_transform_name, imagenet_val_loader
 from ..evaluate import evaluate
@@ -49,25 +50,15 @@ RESULT_COLUMNS = [
     "images",
     "accuracy",
     "accuracy_drop",
-    "flops_dense",
-    "flops_haste",
-    "flops_overhead",
-    "flops_reduction",
-    "flops_reduction_no_overhead",
-    "flops_filter_merge",
-    "flops_dense_convlinear",
-    "flops_reduction_no_filter_merge",
-    "flops_reduction_convlinear",
-    "flops_reduction_convlinear_no_filter_merge",
-    "flops_reduction_convlinear_no_overhead",
+    *TOTAL_COLUMNS,  # FLOP counts, and the reduction under every accounting convention
     "haste_version",
     "commit",
     "code_fingerprint",
     "transform",  # how the images were prepared (haste.data.imagenet_transform_name)
     *RUN_COLUMNS,
 ]
-# every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
-REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
+# every FLOPs reduction a row reports, one per accounting convention (haste.conventions)
+REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c in BY_NAME]
 # what identifies a measurement: rows equal in these measured the same thing (whichever code and
 # columns they were written with)
 MEASUREMENT_KEYS = [c for c in RESULT_COLUMNS[: RESULT_COLUMNS.index("accuracy")] if c != "weights_source"]
@@ -689,8 +680,8 @@ def l1_pruning_control(
                 saved += layer.stats.dense / layer.stats.images * len(dropped) / layer.in_channels
             result = evaluate(pruned, batches, progress=progress, description="L1 pruning").to_dict()
             spent = dense["flops_dense"] - saved
-            reduction = 100 * saved / dense["flops_dense"]
-            convlinear = 100 * saved / dense["flops_dense_convlinear"]
+            # no overhead to count: under every convention, the saving over its baseline
+            reductions = {c.name: 100 * saved / dense[BASELINE_COLUMNS[c.baseline]] for c in CONVENTIONS}
             rows.append(
                 {
                     **provenance,
@@ -701,13 +692,8 @@ def l1_pruning_control(
                     **result,
                     "flops_haste": spent,
                     "flops_overhead": 0.0,
-                    "flops_reduction": reduction,
-                    "flops_reduction_no_overhead": reduction,
                     "flops_filter_merge": 0.0,
-                    "flops_reduction_no_filter_merge": reduction,
-                    "flops_reduction_convlinear": convlinear,
-                    "flops_reduction_convlinear_no_filter_merge": convlinear,
-                    "flops_reduction_convlinear_no_overhead": convlinear,
+                    **reductions,
                     "accuracy_drop": dense["accuracy"] - result["accuracy"],
                 }
             )

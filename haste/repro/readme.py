@@ -21,6 +21,8 @@ from typing import TypeAlias
 
 import pandas as pd
 
+from ..conventions import CONVENTIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "docs/*.md", "benchmarks/README.md")
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
@@ -295,14 +297,7 @@ def reconciliation_by_patch(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # short names of the accounting conventions (haste.repro.tables.CONVENTIONS)
-CONVENTION_NAMES = {
-    "flops_reduction": "whole model, all overhead",
-    "flops_reduction_no_filter_merge": "whole model, no filter merge",
-    "flops_reduction_no_overhead": "whole model, no overhead",
-    "flops_reduction_convlinear": "conv + linear, all overhead",
-    "flops_reduction_convlinear_no_filter_merge": "conv + linear, no filter merge",
-    "flops_reduction_convlinear_no_overhead": "conv + linear, no overhead",
-}
+CONVENTION_NAMES = {convention.name: convention.short for convention in CONVENTIONS}
 
 
 def reconciliation_gap(table: pd.DataFrame) -> pd.DataFrame:
