@@ -34,7 +34,8 @@ from common import cpu_name  # benchmarks/ is on sys.path when run as a script
 import haste
 from haste import models
 from haste.data import cifar10_batches
-from haste.functional import extract_windows, hash_windows
+from haste.functional import extract_windows
+from haste.hashing import hash_windows
 from haste.report import dense_flops, flop_report
 from haste.repro.provenance import git_commit
 from haste.repro.result_cache import code_fingerprint

@@ -8,6 +8,7 @@ the layer's seed, ``layer.merge = False`` makes the layer exactly ``nn.Conv2d``.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,8 @@ from .cost import CostRecorder, LayerStats
 from .functional import haste_conv2d
 from .hashing import draw_hyperplanes
 from .settings import (
-    EXECUTIONS,
+    DEFAULT_NUM_HYPERPLANES,
+    DEFAULTS,
     check_centre,
     check_execution,
     check_flag,
@@ -33,8 +35,6 @@ from .settings import (
 from .tiling import Tiling, conv_geometry
 from .weight_cache import same_bits
 
-EXECUTION_PATHS = EXECUTIONS  # the old name
-
 
 class HasteConv2d(nn.Conv2d):
     """Hashing-based conv: per image and patch, channels with equal LSH codes are merged.
@@ -43,11 +43,11 @@ class HasteConv2d(nn.Conv2d):
     Attributes (all steerable at run time, each checked when set, as :class:`haste.HasteSettings`
     checks them): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size`` (output tile side P),
     ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``, ``grouping`` ("lsh"; "random" is
-    a control: LSH's bucket count per patch, random groups), ``execution`` ("gemm": fastest for large
-    batches, the merge applied as channel replacement before one GEMM per layer; "compressed":
-    per-tile convolutions at the merged depth, as in the paper; both compute the same function, in
-    float32 up to rounding, which can flip a hash bit; "eval",
-    the old name of "gemm", still works; it runs LSH grouping only), ``merge`` (False: exactly
+    a control: LSH's bucket count per patch, random groups; or a :class:`haste.grouping.Grouping`),
+    ``execution`` ("gemm": fastest for large batches, the merge applied as channel replacement before
+    one GEMM per layer; "compressed": per-tile convolutions at the merged depth, as in the paper, for
+    every grouping but "random"; both compute the same function, in float32 up to rounding, which
+    can flip a hash bit; "eval", the old name of "gemm", still works), ``merge`` (False: exactly
     ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of every patch in
     ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``; the FLOP counts follow
     it however it changes (``load_state_dict``, in-place edits, a new tensor). ``padding`` may be
@@ -66,13 +66,13 @@ class HasteConv2d(nn.Conv2d):
     def __init__(
         self,
         *args,
-        num_hyperplanes: int = 14,
-        sparsity: float = 2 / 3,
-        patch_size: int = 3,
+        num_hyperplanes: int = DEFAULT_NUM_HYPERPLANES,
+        sparsity: float = DEFAULTS.sparsity,
+        patch_size: int = DEFAULTS.patch_size,
         seed: int = 0,
-        projection: str = "ternary",
-        centre: bool = True,
-        grouping: str = "lsh",
+        projection: str = DEFAULTS.projection,
+        centre: bool = DEFAULTS.centre,
+        grouping: Any = DEFAULTS.grouping,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -96,9 +96,9 @@ class HasteConv2d(nn.Conv2d):
     def from_conv(
         cls,
         conv: nn.Conv2d,
-        num_hyperplanes: int = 14,
-        sparsity: float = 2 / 3,
-        patch_size: int = 3,
+        num_hyperplanes: int = DEFAULT_NUM_HYPERPLANES,
+        sparsity: float = DEFAULTS.sparsity,
+        patch_size: int = DEFAULTS.patch_size,
         seed: int = 0,
         **options,
     ) -> HasteConv2d:
@@ -188,16 +188,14 @@ class HasteConv2d(nn.Conv2d):
 
     def _set_grouping(self, value) -> None:
         value = check_grouping(value)
-        if value != "lsh" and getattr(self, "_execution", "gemm") == "compressed":
+        if value == "random" and getattr(self, "_execution", "gemm") == "compressed":
             raise ValueError(f"grouping={value!r} runs on the gemm path only, and execution is 'compressed'")
         self._grouping = value
 
     def _set_execution(self, value) -> None:
         value = check_execution(value)
-        if value == "compressed" and self._grouping != "lsh":
-            raise ValueError(
-                f"execution='compressed' runs LSH grouping only, and grouping is {self._grouping!r}"
-            )
+        if value == "compressed" and self._grouping == "random":
+            raise ValueError("execution='compressed' does not run grouping='random', and the layer has it")
         self._execution = value
 
     grouping = property(lambda self: self._grouping, _set_grouping)
@@ -240,43 +238,14 @@ class HasteConv2d(nn.Conv2d):
         return self._haste_forward(x)
 
     def _haste_forward(self, x: torch.Tensor) -> torch.Tensor:
+        arguments = (self.stride, self.padding, self.hyperplanes, self._patch_size, self.centre)
+        grouping = {"grouping": self.grouping, "seed": self._seed}
         if self.execution == "gemm":
-            out, num_buckets = haste_conv2d(
-                x,
-                self.weight,
-                self.bias,
-                self.stride,
-                self.padding,
-                self.hyperplanes,
-                self._patch_size,
-                self.centre,
-                self._random_ranks(x),
-            )
+            out, num_buckets = haste_conv2d(x, self.weight, self.bias, *arguments, **grouping)
         else:
-            out, num_buckets = haste_conv2d_compressed(
-                x,
-                self.weight,
-                self.bias,
-                self.stride,
-                self.padding,
-                self.hyperplanes,
-                self._patch_size,
-                self.centre,
-            )
+            out, num_buckets = haste_conv2d_compressed(x, self.weight, self.bias, *arguments, **grouping)
         self._record(x.shape, num_buckets)
         return out
-
-    def _random_ranks(self, x: torch.Tensor) -> torch.Tensor | None:
-        """For ``grouping="random"``: a fixed random rank of every channel in every tile."""
-        if self.grouping == "lsh":
-            return None
-        tiling = Tiling(
-            (x.shape[-2], x.shape[-1]), self.kernel_size, self.stride, self.padding, self._patch_size
-        )
-        tiles = tiling.tiles[0] * tiling.tiles[1]
-        generator = torch.Generator().manual_seed(self._seed + 1_000_003)
-        keys = torch.rand(tiles, self.in_channels, generator=generator)
-        return keys.argsort(1).argsort(1).to(x.device)
 
     def extra_repr(self) -> str:
         return (

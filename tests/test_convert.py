@@ -44,13 +44,13 @@ def test_revert_restores_dense_model():
         assert torch.allclose(reverted(x), model(x), atol=1e-6)
 
 
-def test_set_hyperplanes_steers_every_layer_reproducibly():
+def test_set_num_hyperplanes_steers_every_layer_reproducibly():
     converted = haste.convert(models.build("cifar10/resnet18"), 14)
     layers = dict(haste.haste_layers(converted))
     first = layers["layer1.0.conv1"].hyperplanes.clone()
-    haste.set_hyperplanes(converted, 6)
+    haste.set_num_hyperplanes(converted, 6)
     assert all(layer.num_hyperplanes == 6 for layer in layers.values())
-    haste.set_hyperplanes(converted, 14)
+    haste.set_num_hyperplanes(converted, 14)
     assert torch.equal(layers["layer1.0.conv1"].hyperplanes, first)
     # layers draw from different seeds
     assert not torch.equal(layers["layer1.0.conv1"].hyperplanes, layers["layer1.0.conv2"].hyperplanes)

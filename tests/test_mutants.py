@@ -15,8 +15,8 @@ from torch import nn
 import haste
 from haste import HasteConv2d, fused, models
 from haste.compressed import haste_conv2d_compressed
-from haste.functional import extract_windows, hash_windows, haste_conv2d
-from haste.hashing import codes_from_projections
+from haste.functional import extract_windows, haste_conv2d
+from haste.hashing import codes_from_projections, hash_windows
 from haste.models import ChecksumError
 from haste.models.weights import verify
 from haste.repro import experiments, tables

@@ -114,7 +114,9 @@ def test_execution_names_and_the_old_ones():
     assert layer.execution == "gemm"
     with pytest.raises(ValueError, match="execution must be one of"):
         layer.execution = "fast"
-    assert haste.set_hyperplanes is haste.set_num_hyperplanes
+    with pytest.warns(DeprecationWarning, match="set_num_hyperplanes"):
+        haste.set_hyperplanes(model, 10)  # the deprecated name
+    assert layer.num_hyperplanes == 10
     haste.set_num_hyperplanes(model, 12)
     assert layer.num_hyperplanes == 12
     with pytest.raises(ValueError, match="num_hyperplanes must be an integer"):

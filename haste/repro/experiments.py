@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__, models
 from ..conventions import BASELINE_COLUMNS, BY_NAME, CONVENTIONS, TOTAL_COLUMNS
-from ..convert import convert, haste_layers, set_hyperplanes
+from ..convert import convert, haste_layers, set_num_hyperplanes
 from ..data import cifar10_batches, data_fingerprint, imagenet_transform_name, imagenet_val_loader
 from ..evaluate import evaluate
 from ..files import atomic_write_csv
@@ -75,10 +75,6 @@ def _provenance(model_name: str, info, resize: int | None = 256) -> dict:
         "code_fingerprint": code_fingerprint(),
         "transform": transform_name(model_name, resize),
     }
-
-
-def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
-    return convert(model, num_hyperplanes, settings, seed=seed)
 
 
 def evaluation_batches(
@@ -206,8 +202,8 @@ def sweep(
         def haste_model(num_hyperplanes, seed=seed):
             nonlocal converted
             if converted is None:
-                converted = _convert(model, settings, num_hyperplanes, seed)
-            set_hyperplanes(converted, num_hyperplanes)
+                converted = convert(model, num_hyperplanes, settings, seed=seed)
+            set_num_hyperplanes(converted, num_hyperplanes)
             return converted
 
         for num_hyperplanes in hyperplanes:
@@ -591,7 +587,7 @@ def patch_compression(
 ) -> pd.DataFrame:
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
     model, info = models.load(model_name, weights, weights_dir=weights_dir)
-    converted = _convert(model.to(resolve_device(device)), settings, num_hyperplanes, seed)
+    converted = convert(model.to(resolve_device(device)), num_hyperplanes, settings, seed=seed)
     batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
     edges = torch.linspace(0, 1, bins + 1)
@@ -664,9 +660,9 @@ def l1_pruning_control(
     provenance = _provenance(model_name, info)
     rows = []
     for seed in seeds:
-        converted = _convert(model, settings, hyperplanes[0], seed)
+        converted = convert(model, hyperplanes[0], settings, seed=seed)
         for num_hyperplanes in hyperplanes:
-            set_hyperplanes(converted, num_hyperplanes)
+            set_num_hyperplanes(converted, num_hyperplanes)
             evaluate(converted, batches, progress=progress, description=f"HASTE L={num_hyperplanes}")
             pruned, saved = copy.deepcopy(model), 0.0
             for name, layer in haste_layers(converted):

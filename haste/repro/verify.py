@@ -169,9 +169,10 @@ def measure(row: pd.Series, data: str | None, imagenet: str | None, weights_dirs
     """Row ``row`` measured again with its recorded checkpoint, settings, L, seed and image count,
     by the runners' own pieces, bypassing the result cache."""
     from .. import models
+    from ..convert import convert
     from ..data import cifar10_root
     from ..evaluate import evaluate
-    from .experiments import _convert, evaluation_batches
+    from .experiments import evaluation_batches
 
     if row["grouping"] not in ("lsh", "random") and not pd.isna(row["num_hyperplanes"]):
         raise FileNotFoundError(f"a {row['grouping']} control row: verify re-measures HASTE rows only")
@@ -191,7 +192,7 @@ def measure(row: pd.Series, data: str | None, imagenet: str | None, weights_dirs
     batches = evaluation_batches(row["model"], root, limit, resize=resize)
     network = model
     if not pd.isna(row["num_hyperplanes"]):
-        network = _convert(model, _settings(row), int(row["num_hyperplanes"]), int(row["seed"]))
+        network = convert(model, int(row["num_hyperplanes"]), _settings(row), seed=int(row["seed"]))
     return evaluate(network, batches, progress=False).to_dict()
 
 
