@@ -23,6 +23,7 @@ from .convert import (
 from .cost import LayerStats
 from .evaluate import EvalResult, evaluate
 from .functional import haste_conv2d
+from .grouping import Grouping
 from .hashing import draw_hyperplanes
 from .module import HasteConv2d
 from .report import FlopReport, dense_flops, flop_report
@@ -52,5 +53,6 @@ __all__ = [
     "flop_report",
     "FlopReport",
     "haste_conv2d",
+    "Grouping",
     "draw_hyperplanes",
 ]

@@ -44,6 +44,7 @@ FINGERPRINTED = (
     "haste.files",
     "haste.functional",
     "haste.fused",
+    "haste.grouping",
     "haste.hashing",
     "haste.imagenet_wnids",
     "haste.models",
