@@ -7,7 +7,8 @@ haste.set_num_hyperplanes(model, 12)                          # steer L at run t
 dense = haste.revert(model)
 """
 
-from . import data, models  # haste.data.cifar10_batches(), haste.models.load() after `import haste`
+import importlib
+
 from .convert import (
     convert,
     haste_layers,
@@ -30,6 +31,15 @@ from .report import FlopReport, dense_flops, flop_report
 from .settings import HasteSettings
 
 __version__ = "0.1.0"
+ZOO = ("data", "models")  # haste.data.cifar10_batches(), haste.models.load() after `import haste`
+
+
+def __getattr__(name: str):
+    # The zoo sits above the method: loaded when first used, so importing the core loads none of it.
+    if name in ZOO:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "data",
