@@ -25,8 +25,9 @@ class Convention:
     ``name``: the result column (and report total) holding it. ``baseline``: :data:`MODEL_BASELINE`
     or :data:`CONVLINEAR_BASELINE`. ``counted``: the overhead terms it counts (all of
     :data:`haste.cost.OVERHEAD_TERMS` or a part). ``label``: the long label of tables and figures
-    (baseline, then overhead); ``short``: the README's. ``headline``: one of the two reductions a
-    result row gives first.
+    (baseline, then overhead); ``short``: the README's. ``colour``: the figures' (blues for the
+    whole model, oranges for conv + linear, lighter as less overhead is counted). ``headline``: one
+    of the two reductions a result row gives first.
     """
 
     name: str
@@ -34,6 +35,7 @@ class Convention:
     counted: tuple[str, ...]
     label: str
     short: str
+    colour: str
     headline: bool = False
 
     @property
@@ -55,6 +57,7 @@ CONVENTIONS = (
         OVERHEAD_TERMS,
         "whole model (fvcore), all overhead",
         "whole model, all overhead",
+        "#08519C",
         headline=True,
     ),
     Convention(
@@ -63,6 +66,7 @@ CONVENTIONS = (
         _NO_FILTER_MERGE,
         "whole model (fvcore), overhead without the filter merge",
         "whole model, no filter merge",
+        "#3182BD",
     ),
     Convention(
         "flops_reduction_no_overhead",
@@ -70,6 +74,7 @@ CONVENTIONS = (
         (),
         "whole model (fvcore), no overhead",
         "whole model, no overhead",
+        "#6BAED6",
         headline=True,
     ),
     Convention(
@@ -78,6 +83,7 @@ CONVENTIONS = (
         OVERHEAD_TERMS,
         "conv + linear only, all overhead",
         "conv + linear, all overhead",
+        "#A63603",
     ),
     Convention(
         "flops_reduction_convlinear_no_filter_merge",
@@ -85,6 +91,7 @@ CONVENTIONS = (
         _NO_FILTER_MERGE,
         "conv + linear only, overhead without the filter merge",
         "conv + linear, no filter merge",
+        "#E6550D",
     ),
     Convention(
         "flops_reduction_convlinear_no_overhead",
@@ -92,9 +99,11 @@ CONVENTIONS = (
         (),
         "conv + linear only, no overhead",
         "conv + linear, no overhead",
+        "#FD8D3C",
     ),
 )
 BY_NAME = {convention.name: convention for convention in CONVENTIONS}
+HEADLINES = tuple(convention.name for convention in CONVENTIONS if convention.headline)
 # the total of a result row that holds each baseline's dense count
 BASELINE_COLUMNS = {MODEL_BASELINE: "flops_dense", CONVLINEAR_BASELINE: "flops_dense_convlinear"}
 # the whole-model totals a result row holds, in the rows' column order
@@ -102,7 +111,7 @@ TOTAL_COLUMNS = (
     BASELINE_COLUMNS[MODEL_BASELINE],
     "flops_haste",
     "flops_overhead",
-    *(c.name for c in CONVENTIONS if c.headline),
+    *HEADLINES,
     "flops_filter_merge",
     BASELINE_COLUMNS[CONVLINEAR_BASELINE],
     *(c.name for c in CONVENTIONS if not c.headline),

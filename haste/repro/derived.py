@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..conventions import HEADLINES
 from ..files import atomic_write_csv
 from . import experiments, paper, tables, uncertainty
 
@@ -148,7 +149,7 @@ def checkpoint_quality_points(results_dir: Path, model_name: str) -> pd.DataFram
 def checkpoint_quality_trend(results_dir: Path) -> pd.DataFrame:
     """``checkpoint_quality_trend.csv``: the reduction's trend over the baseline accuracy, carried to
     the paper's ResNet34 baseline."""
-    columns = ["flops_reduction", "flops_reduction_no_overhead"]
+    columns = list(HEADLINES)
     try:
         points = pd.read_csv(results_dir / "checkpoint_quality_points.csv")
     except pd.errors.EmptyDataError:  # no checkpoint has an operating point (a quick run)

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from haste.conventions import HEADLINES
 from haste.repro import experiments, paper, plotting, tables
 from haste.repro.plotting import (
     CONTEXT_COLOUR,
@@ -470,7 +471,7 @@ def checkpoint_quality(points: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     handles: list = []
     labels: list[str] = []
-    columns = ["flops_reduction", "flops_reduction_no_overhead"]
+    columns = list(HEADLINES)
     for column in columns:
         handles.append(
             ax.errorbar(

@@ -87,14 +87,7 @@ MODEL_COLOURS = {
     "vgg19_bn": "#D55E00",
 }
 PATCH_COLOURS = {2: "#CC79A7", 3: "#0072B2", 4: "#E69F00"}
-# blues for the whole model, oranges for conv + linear, lighter as less overhead is counted
-CONVENTION_COLOURS = dict(
-    zip(
-        (convention.name for convention in CONVENTIONS),
-        ("#08519C", "#3182BD", "#6BAED6", "#A63603", "#E6550D", "#FD8D3C"),
-        strict=True,
-    )
-)
+CONVENTION_COLOURS = {convention.name: convention.colour for convention in CONVENTIONS}
 OTHER_COLOUR = "0.3"  # a model without a colour of its own
 CONTEXT_COLOUR = "0.85"  # curves shown for comparison only
 LIMIT_COLOUR = "0.4"
