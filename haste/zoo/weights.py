@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import cache_dir
+from .files import cache_dir
 
 
 def shipped_weights_dir() -> Path:
