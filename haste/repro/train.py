@@ -214,20 +214,6 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     return state_path
 
 
-MANIFEST_FIELDS = [
-    "model",
-    "file",
-    "sha256",
-    "test_accuracy",
-    "epochs",
-    "recipe",
-    "data_source",
-    "train_commit",
-    "train_hours",
-    "train_cpu_hours",
-]
-
-
 # what every run file holds (a slim file too), and what resuming a run needs besides
 RUN_KEYS = ("config", "epoch", "log", "model")
 RESUME_KEYS = RUN_KEYS + ("optimizer", "scheduler")
@@ -294,6 +280,7 @@ def export(
     """
     from safetensors.torch import save
 
+    from ..zoo.manifest import STAND_IN_MANIFEST, write_rows
     from ..zoo.weights import read_manifest, sha256_file, shipped_weights_dir
 
     state, config = _finished_state(run)
@@ -326,9 +313,7 @@ def export(
         if all("cpu_seconds" in r for r in state["log"])
         else "",
     }
-    manifest = read_manifest(weights_dir / "manifest.csv")
+    manifest = read_manifest(weights_dir / STAND_IN_MANIFEST)
     manifest[config.model] = row
-    atomic_write_rows(
-        (manifest[name] for name in sorted(manifest)), MANIFEST_FIELDS, weights_dir / "manifest.csv"
-    )
+    write_rows(manifest, "stand-in", weights_dir / STAND_IN_MANIFEST)
     return row

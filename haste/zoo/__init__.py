@@ -16,6 +16,7 @@ from torch import nn
 
 from . import cifar, keras
 from .files import cache_dir
+from .manifest import IMPORTED_MANIFEST
 from .paper_weights import paper_weights_dir, verified_paper_checkpoint
 from .weights import (
     ChecksumError,
@@ -27,8 +28,6 @@ from .weights import (
     shipped_weights_dir,
     verify,
 )
-
-IMPORTED_MANIFEST = "imported.csv"  # next to manifest.csv: SHA-256 of weights converted by `haste import`
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)

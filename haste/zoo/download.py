@@ -25,12 +25,12 @@ from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
 from .files import atomic_write_text, cache_dir, exclusive, one_line, remove_stale, writer_tag
+from .manifest import COLUMNS
 from .paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
 
 # huyvnphan/PyTorch_CIFAR10's state_dicts.zip (933 MB), the URL of its data.py; the README names a copy
 ZOO_URL = "https://rutgers.box.com/shared/static/gkw08ecs797j2et1ksmbg1w5t3idf5r5.zip"
 ZOO_COPY = "https://drive.google.com/file/d/17fmN8eQdLpq2jIMQ_X0IXDPXfI9oVWgq/view"
-MANIFEST_COLUMNS = ["model", "file", "sha256", "size_bytes", "archive", "archive_sha256", "archive_trust"]
 # the zoo publishes no hash of its archive: what the manifest says of it
 ARCHIVE_TRUST = "as given: no published hash to check it against; each checkpoint loads strictly"
 # the largest member read from an archive: the zoo's largest state dict (VGG19-BN's, 156 MB) with
@@ -292,7 +292,7 @@ def check_loads(name: str, path: str | os.PathLike) -> None:
 
 def _manifest_text(rows: list[dict]) -> str:
     text = io.StringIO()
-    writer = csv.DictWriter(text, MANIFEST_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, COLUMNS["paper"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue()

@@ -10,7 +10,6 @@ instead.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .files import cache_dir
+from .manifest import STAND_IN_MANIFEST, read_rows
 
 
 def shipped_weights_dir() -> Path:
@@ -38,7 +38,7 @@ def shipped_weights_dir() -> Path:
 
 
 def manifest_path() -> Path:
-    return shipped_weights_dir() / "manifest.csv"
+    return shipped_weights_dir() / STAND_IN_MANIFEST
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -128,10 +128,7 @@ def read_manifest(path: str | os.PathLike | None = None) -> dict[str, dict[str, 
     refused, since a prefix would let a corrupt checkpoint pass for the shipped one.
     """
     path = manifest_path() if path is None else Path(path)
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as handle:
-        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    rows = read_rows(path)
     for name, row in rows.items():
         if not is_full_sha256(row.get("sha256")):
             raise ChecksumError(
