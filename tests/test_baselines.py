@@ -386,7 +386,7 @@ def test_the_runner_measures_counts_and_times_every_method(monkeypatch):
     )
     toy = toy_resnet()
     monkeypatch.setattr(
-        runner.models,
+        runner.zoo,
         "load",
         lambda *args, **kwargs: (copy.deepcopy(toy), WeightsInfo("", "", "", "random init")),
     )

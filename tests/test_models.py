@@ -137,7 +137,14 @@ def tiny_torchvision_model(monkeypatch):
 
     urls = {}
     spec = zoo.ModelSpec(
-        "imagenet/tiny", lambda: nn.Conv2d(3, 2, 1), "imagenet", 224, (0.5,) * 3, (0.5,) * 3, "Tiny.V1"
+        "imagenet/tiny",
+        lambda: nn.Conv2d(3, 2, 1),
+        "imagenet",
+        224,
+        (0.5,) * 3,
+        (0.5,) * 3,
+        "Tiny.V1",
+        weights=("torchvision",),
     )
     monkeypatch.setitem(zoo.MODELS, "imagenet/tiny", spec)
     monkeypatch.setattr(torchvision.models, "get_weight", lambda name: SimpleNamespace(url=urls[name]))

@@ -77,9 +77,10 @@ def _add_eval(commands) -> None:
     evaluate.add_argument(
         "--weights",
         default="default",
-        help="'default' (the shipped checkpoint, or torchvision's for imagenet/...), 'paper' (the "
-        "checkpoints the paper used: `python -m haste download paper-weights`), a state-dict file "
-        "(.pt, .pth, .safetensors), or 'random' (random initialisation)",
+        help="'default' (the model's first source: the shipped stand-in, torchvision's for imagenet/..., "
+        "the imported for imagenet/resnet50-keras), 'paper' (the checkpoints the paper used: "
+        "`python -m haste download paper-weights`), a source's name (stand-in, torchvision, imported), "
+        "a state-dict file (.pt, .pth, .safetensors), or 'random' (random initialisation)",
     )
     evaluate.add_argument(
         "--weights-dir",
@@ -178,8 +179,9 @@ def _add_eval(commands) -> None:
 
 def _check_eval(args) -> None:
     """Everything about the arguments that can be wrong, before a model loads or an image is read."""
-    from ..zoo import build, spec
+    from ..zoo import build, spec, weights_source
     from ..zoo.data import check_cifar10, cifar10_root
+    from ..zoo.sources import USER_FILE
 
     model_spec = spec(args.model)  # unknown names: ValueError listing the known ones
     import torch
@@ -194,7 +196,7 @@ def _check_eval(args) -> None:
 
     resolve_device(args.device)  # an unknown device, or a GPU that is not there
     as_shard(args.shard)
-    if args.weights not in ("default", "random", "paper"):
+    if weights_source(args.model, args.weights) == USER_FILE:  # an unknown source name: ValueError
         _check_weights_file(Path(args.weights))
     if args.json:
         _check_writable(Path(args.json))
@@ -260,9 +262,10 @@ def _check_writable(path: Path) -> None:
 
 def _weights_note(args) -> str | None:
     """For a user's file of an architecture whose checkpoint hash is known: does it match?"""
-    from ..zoo import load, reference_checkpoint
+    from ..zoo import load, reference_checkpoint, weights_source
+    from ..zoo.sources import USER_FILE
 
-    if args.weights in ("default", "random", "paper"):
+    if weights_source(args.model, args.weights) != USER_FILE:
         return None
     reference = reference_checkpoint(args.model, args.weights_dir)
     if reference is None:

@@ -22,7 +22,7 @@ from .. import __version__, zoo
 from ..convert import convert, haste_layers, set_hyperplanes
 from ..evaluate import evaluate
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
-from ..zoo.data import cifar10_batches, data_fingerprint, imagenet_transform_name, imagenet_val_loader
+from ..zoo.data import cifar10_batches, data_fingerprint, imagenet_val_loader
 from ..zoo.files import atomic_write_csv
 from ..zoo.paper_weights import paper_checkpoint
 from .paper import allowed_drops
@@ -63,7 +63,7 @@ RESULT_COLUMNS = [
     "haste_version",
     "commit",
     "code_fingerprint",
-    "transform",  # how the images were prepared (haste.zoo.data.imagenet_transform_name)
+    "transform",  # how the images were prepared (haste.zoo.transforms.Transform.name)
     *RUN_COLUMNS,
 ]
 # every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
@@ -82,7 +82,8 @@ def _provenance(model_name: str, info, resize: int | None = 256) -> dict:
         "haste_version": __version__,
         "commit": git_commit(),
         "code_fingerprint": code_fingerprint(),
-        "transform": transform_name(model_name, resize),
+        # how images are prepared for these weights (a WeightsInfo made by hand names none)
+        "transform": (info.transform or zoo.spec(model_name).transform).name(resize),
     }
 
 
@@ -113,10 +114,7 @@ def evaluation_batches(
 
 def transform_name(model_name: str, resize: int | None = 256) -> str:
     """The ``transform`` of a result row: ``normalise-cifar10``, ``resize256-crop224-torchvision``..."""
-    spec = zoo.spec(model_name)
-    if spec.dataset == "cifar10":
-        return "normalise-cifar10"  # the 32x32 images as they are, the zoo's mean and std
-    return imagenet_transform_name(resize, spec.input_size, spec.preprocessing)
+    return zoo.spec(model_name).transform.name(resize)
 
 
 def pack_correct(correct: torch.Tensor) -> str:

@@ -53,6 +53,8 @@ FINGERPRINTED = (
     "haste.zoo.keras",
     "haste.zoo.manifest",
     "haste.zoo.paper_weights",
+    "haste.zoo.sources",
+    "haste.zoo.transforms",
     "haste.zoo.weights",
     "haste.repro",
     "haste.repro.experiments",

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .files import atomic_save, atomic_write_text, cache_dir
+from .transforms import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, imagenet_transform
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 # a source checkout's CIFAR-10: the JPEG mirror in the shared folder beside the repository
@@ -252,8 +253,6 @@ def cifar10_batches(root=None, split="test", batch_size=256, limit=None, downloa
 
     ``root``: see :func:`cifar10_root`; ``limit``: a fixed random subset of that many images.
     """
-    from . import CIFAR10_MEAN, CIFAR10_STD
-
     check_count("batch_size", batch_size)  # before the data is read
     check_optional_count("limit", limit)
     images, labels = load_cifar10(root, split, download)
@@ -344,21 +343,6 @@ def seeded_subset(count: int, limit: int | None, seed: int = 0) -> list[int]:
     return sorted(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
 
 
-def imagenet_transform_name(resize: int | None, crop: int, preprocessing: str) -> str:
-    """How ImageNet images are prepared, as recorded in result rows: ``resize256-crop224-torchvision``."""
-    return f"{f'resize{resize}-' if resize else ''}crop{crop}-{preprocessing}"
-
-
-def imagenet_transform(mean, std, resize: int | None = 256, crop: int = 224):
-    """Resize the shorter side to ``resize`` (bilinear; ``None``: no resize), centre-crop ``crop``,
-    normalise ``(x / 255 - mean) / std`` per RGB channel."""
-    from torchvision import transforms
-
-    steps = [transforms.Resize(resize)] if resize else []
-    steps += [transforms.CenterCrop(crop), transforms.ToTensor(), transforms.Normalize(mean, std)]
-    return transforms.Compose(steps)
-
-
 class ImageNetVal(torch.utils.data.Dataset):
     """``(image tensor, class index)`` of :func:`imagenet_val_samples`, RGB through ``transform``."""
 
@@ -414,8 +398,6 @@ def imagenet_val_loader(
     model's ``mean``/``std`` (``haste.zoo.spec(name)``). ``limit``: a seeded random subset.
     """
     from torch.utils.data import DataLoader
-
-    from . import IMAGENET_MEAN, IMAGENET_STD
 
     batch_size = check_count("batch_size", batch_size)
     check_optional_count("limit", limit)

@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .files import cache_dir
 from .manifest import STAND_IN_MANIFEST, read_rows
+from .transforms import Transform
 
 
 def shipped_weights_dir() -> Path:
@@ -56,7 +58,9 @@ class WeightsInfo:
     model: str
     path: str
     sha256: str
-    source: str  # "stand-in" (shipped, trained here), "torchvision", "user file", "random init"
+    source: str  # "stand-in", "paper", "imported", "torchvision", "user file", "random init"
+    transform: Transform | None = None  # how images are prepared for these weights
+    meta: Mapping[str, str] = field(default_factory=dict)  # the manifest's row: accuracy, recipe, commit
 
 
 def sha256_file(path: str | os.PathLike) -> str:
