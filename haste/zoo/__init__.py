@@ -111,6 +111,18 @@ def _registry() -> dict[str, ModelSpec]:
 MODELS: dict[str, ModelSpec] = _registry()
 
 
+def register(entry: ModelSpec) -> ModelSpec:
+    """Add ``entry`` to the registry at run time (a family defined outside the package); the
+    package's own families are entries of :func:`_registry`."""
+    if entry.name in MODELS:
+        raise ValueError(f"model {entry.name!r} is registered already")
+    unknown = [name for name in (*entry.weights, entry.paper_weights) if name not in SOURCES]
+    if unknown or not entry.weights:
+        raise ValueError(f"{entry.name}: weights sources {unknown or '()'} are not among {', '.join(SOURCES)}")
+    MODELS[entry.name] = entry
+    return entry
+
+
 def spec(name: str) -> ModelSpec:
     """The registry entry for ``name`` (``"cifar10/resnet34"``, ``"imagenet/resnet50"``, ...)."""
     if name not in MODELS:
@@ -236,6 +248,7 @@ __all__ = [
     "WeightsNotFoundError",
     "ChecksumError",
     "spec",
+    "register",
     "build",
     "load",
     "reference_checkpoint",
