@@ -3,7 +3,7 @@
 Both execution paths multiply by the weight in another layout than ``nn.Conv2d`` stores it (the
 GEMM matrix of the GEMM path, the filter table of the compressed path's kernel). Rebuilt on every
 call, the GEMM matrix made the GEMM path take 4.46x the dense time on a CIFAR-10 ResNet34 at batch 1
-on a 2-core CPU; kept, 1.45x (``results/speed/models.csv`` and its predecessor at 5c1f961).
+on a 2-core CPU; kept, 1.45x (``results/speed/models.csv``).
 
 A kept copy is used only while the weight is bit for bit the one it was built from. Version
 counters cannot tell: ``weight.data.mul_(...)`` and ``weight.data.copy_(...)`` (EMA updates, pruning,

@@ -6,6 +6,7 @@ Arguments are checked before any work starts, and every error is one line (exit 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -107,48 +108,10 @@ def _add_eval(commands) -> None:
         metavar="L",
         help="number of hyperplanes L; several values are swept in one run",
     )
-    evaluate.add_argument(
-        "--sparsity",
-        type=_checked(haste_settings.check_sparsity),
-        default=2 / 3,
-        metavar="S",
-        help="share s of zero hyperplane entries",
-    )
-    evaluate.add_argument(
-        "--patch-size",
-        type=_checked(haste_settings.check_patch_size),
-        default=3,
-        metavar="P",
-        help="output tile side P",
-    )
-    evaluate.add_argument(
-        "--projection",
-        type=_checked(haste_settings.check_projection, str),
-        default="ternary",
-        help=" or ".join(haste_settings.PROJECTIONS) + " (dense Gaussian, an ablation)",
-    )
-    evaluate.add_argument(
-        "--centre",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="subtract the per-pixel channel mean before hashing",
-    )
-    evaluate.add_argument(
-        "--grouping",
-        type=_checked(haste_settings.check_grouping, str),
-        default="lsh",
-        help="lsh, or random (a control: LSH's bucket count per patch, random groups)",
-    )
+    _add_settings(evaluate)
     evaluate.add_argument(
         "--seed", type=_checked(haste_settings.check_seed), default=0, help="hyperplane seed"
     )
-    evaluate.add_argument(
-        "--skip",
-        type=_checked(haste_settings.check_skip),
-        default=1,
-        help="leading convs left dense, or the name (glob pattern) of a conv to leave dense",
-    )
-    evaluate.add_argument("--include-pointwise", action="store_true", help="also compress 1x1 convs")
     evaluate.add_argument(
         "--baseline", action="store_true", help="also print and write the dense model's row"
     )
@@ -175,6 +138,34 @@ def _add_eval(commands) -> None:
         "of a job array); the same command without --shard then takes them from the cache",
     )
     evaluate.set_defaults(run=_eval)
+
+
+# the metavar and help of each HasteSettings field's option; its default, parsing and check come
+# from the dataclass and settings.CHECKS
+SETTING_OPTIONS = {
+    "sparsity": ("S", "share s of zero hyperplane entries"),
+    "patch_size": ("P", "output tile side P"),
+    "projection": (None, " or ".join(haste_settings.PROJECTIONS) + " (dense Gaussian, an ablation)"),
+    "centre": (None, "subtract the per-pixel channel mean before hashing"),
+    "grouping": (None, "lsh, or random (a control: LSH's bucket count per patch, random groups)"),
+    "skip": (None, "leading convs left dense, or the name (glob pattern) of a conv to leave dense"),
+    "include_pointwise": (None, "also compress 1x1 convs"),
+}
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One option per field of ``haste.HasteSettings``, checked by its functions (the same messages
+    as the library's): ``--patch-size`` for ``patch_size``, ``--centre/--no-centre`` for a flag."""
+    for field in dataclasses.fields(haste_settings.HasteSettings):
+        metavar, text = SETTING_OPTIONS[field.name]
+        option = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            action = argparse.BooleanOptionalAction if field.default else "store_true"
+            parser.add_argument(option, action=action, default=field.default, help=text)
+            continue
+        parse = str if isinstance(field.default, str) else _number
+        check = _checked(haste_settings.CHECKS[field.name], parse)
+        parser.add_argument(option, type=check, default=field.default, metavar=metavar, help=text)
 
 
 def _check_eval(args) -> None:
@@ -539,7 +530,7 @@ def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import calculate_md5
 
-    from ..zoo.files import cache_dir
+    from ..zoo.files import atomic_open, cache_dir
 
     if not archive.is_file():
         raise FileNotFoundError(f"--from {archive}: no such file ({CIFAR10.filename}, downloaded by hand)")
@@ -552,13 +543,8 @@ def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
     target = (Path(directory) if directory else cache_dir() / "cifar10") / CIFAR10.filename
     if target.is_file() and calculate_md5(str(target)) == md5:
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    try:
-        shutil.copyfile(archive, partial)
-        os.replace(partial, target)  # the archive appears only whole
-    finally:
-        partial.unlink(missing_ok=True)
+    with open(archive, "rb") as source, atomic_open(target, "wb") as copy:  # it appears only whole
+        shutil.copyfileobj(source, copy)
 
 
 # --- import -------------------------------------------------------------------------------------

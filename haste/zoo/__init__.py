@@ -118,7 +118,8 @@ def register(entry: ModelSpec) -> ModelSpec:
         raise ValueError(f"model {entry.name!r} is registered already")
     unknown = [name for name in (*entry.weights, entry.paper_weights) if name not in SOURCES]
     if unknown or not entry.weights:
-        raise ValueError(f"{entry.name}: weights sources {unknown or '()'} are not among {', '.join(SOURCES)}")
+        known = ", ".join(SOURCES)
+        raise ValueError(f"{entry.name}: weights sources {unknown or '()'} are not among {known}")
     MODELS[entry.name] = entry
     return entry
 
