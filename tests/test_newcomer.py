@@ -29,7 +29,7 @@ def test_what_the_readme_commands_write_is_ignored_by_git(path):
 
 
 def test_the_package_data_module_is_not_ignored():
-    assert subprocess.run(["git", "check-ignore", "-q", "haste/data.py"], cwd=ROOT).returncode == 1
+    assert subprocess.run(["git", "check-ignore", "-q", "haste/zoo/data.py"], cwd=ROOT).returncode == 1
 
 
 # --- the parser -----------------------------------------------------------------------------------
