@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 import haste
-from haste import functional, models, weight_cache
+from haste import functional, weight_cache, zoo
 from haste.compressed import _build_filter_table
 from haste.functional import _gemm_matrix
 
@@ -55,9 +55,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = [{"case": "one 512x512x3x3 weight", **costs([torch.randn(512, 512, 3, 3)], args.reps)}]
     try:
-        dense, _ = models.load("cifar10/resnet34")
+        dense, _ = zoo.load("cifar10/resnet34")
     except FileNotFoundError:
-        dense, _ = models.load("cifar10/resnet34", weights=None)
+        dense, _ = zoo.load("cifar10/resnet34", weights=None)
     converted = haste.convert(dense, 14)
     weights = [layer.weight.detach() for _, layer in haste.haste_layers(converted)]
     rows.append({"case": f"ResNet34's {len(weights)} HASTE layers", **costs(weights, args.reps)})

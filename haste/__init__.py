@@ -1,13 +1,15 @@
 """HASTE: data-free, dynamic compression of CNNs by locality-sensitive hashing of channels.
 
 import haste
-model = haste.convert(pretrained_cnn, num_hyperplanes=14)     # replaces nn.Conv2d layers
-result = haste.evaluate(model, haste.data.cifar10_batches())  # accuracy + FLOPs per image
-haste.set_num_hyperplanes(model, 12)                          # steer L at run time
+from haste.zoo.data import cifar10_batches                # the zoo: models, weights, data
+model = haste.convert(pretrained_cnn, num_hyperplanes=14)  # replaces nn.Conv2d layers
+result = haste.evaluate(model, cifar10_batches())          # accuracy + FLOPs per image
+haste.set_num_hyperplanes(model, 12)                       # steer L at run time
 dense = haste.revert(model)
-"""
 
-import importlib
+The method (this package's top-level modules) imports nothing from the zoo (``haste.zoo``) or the
+reproduction (``haste.repro``).
+"""
 
 from .convert import (
     convert,
@@ -31,19 +33,9 @@ from .report import FlopReport, dense_flops, flop_report
 from .settings import HasteSettings
 
 __version__ = "0.1.0"
-ZOO = ("data", "models")  # haste.data.cifar10_batches(), haste.models.load() after `import haste`
-
-
-def __getattr__(name: str):
-    # The zoo sits above the method: loaded when first used, so importing the core loads none of it.
-    if name in ZOO:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "data",
-    "models",
     "HasteConv2d",
     "HasteSettings",
     "LayerStats",

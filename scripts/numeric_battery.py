@@ -3,7 +3,8 @@ compute the same numbers: prints one SHA-256 per case as JSON.
 
 Run against the haste on ``PYTHONPATH`` (a checkout of another commit: ``scripts/restamp_rows.py``
 does that), so it uses only what every version of the package has had: ``haste.convert`` with
-keyword settings, ``haste.evaluate``, ``haste.models.load`` and ``haste.data``'s CIFAR-10 loader.
+keyword settings, ``haste.evaluate``, the zoo's ``load`` and its CIFAR-10 loader (``haste.zoo`` and
+``haste.zoo.data``; ``haste.models`` and ``haste.data`` in versions before the zoo had its package).
 Each case is the SHA-256 of the logits on the first test images and the evaluation's accuracy and
 FLOP counts; a case a version cannot run (a setting it lacks) prints as ``"n/a: <reason>"``.
 
@@ -48,12 +49,19 @@ def digest(logits: torch.Tensor, result) -> dict:
     return {"logits": logits_sha, **counts}
 
 
-def batches_of(root: str, images: int):
-    data = importlib.import_module("haste.data")
-    from haste.models import CIFAR10_MEAN, CIFAR10_STD
+def zoo_module(name: str):
+    """``haste.zoo`` (``name`` ""), ``haste.zoo.data`` ("data"), or where older versions kept them:
+    ``haste.models``, ``haste.data``."""
+    try:
+        return importlib.import_module("haste.zoo" + (f".{name}" if name else ""))
+    except ModuleNotFoundError:
+        return importlib.import_module(f"haste.{name or 'models'}")
 
+
+def batches_of(root: str, images: int):
+    data, models = zoo_module("data"), zoo_module("")
     pixels, labels = data.load_cifar10(root, "test")
-    return data.TensorBatches(pixels[:images], labels[:images], 32, CIFAR10_MEAN, CIFAR10_STD)
+    return data.TensorBatches(pixels[:images], labels[:images], 32, models.CIFAR10_MEAN, models.CIFAR10_STD)
 
 
 def run_case(model, batches, num_hyperplanes=None, seed=0, **settings) -> dict:
@@ -69,8 +77,7 @@ def run_case(model, batches, num_hyperplanes=None, seed=0, **settings) -> dict:
 def imagenet_cases(root: str) -> dict:
     """The imported Keras ResNet-50 on the first ImageNet images, dense and at ImageNet's settings
     (sparsity 1/2, L = 28), through the runners' own loader, where this version has both."""
-    from haste import models
-
+    models = zoo_module("")
     name = "imagenet/resnet50-keras"
     try:
         experiments = importlib.import_module("haste.repro.experiments")
@@ -95,8 +102,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # rounding in the GEMMs depends on the thread count
     import haste
-    from haste import models
 
+    models = zoo_module("")
     batches = batches_of(args.data, args.images)
     out = {"images": hashlib.sha256(b"".join(x.numpy().tobytes() for x, _ in batches)).hexdigest()}
     names = [name for name in models.MODELS if name.startswith("cifar10/")]

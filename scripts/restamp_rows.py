@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from numeric_battery import CASES  # noqa: E402
 
-from haste.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402
 from haste.repro.experiments import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
 from haste.repro.provenance import code_fingerprint, git_commit  # noqa: E402
 from haste.repro.verify import MEASUREMENT_CSVS  # noqa: E402
 from haste.settings import HasteSettings  # noqa: E402
+from haste.zoo.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402
 
 CHECKS = ROOT / "results" / "code_checks.csv"
 IMAGENET = str((ROOT / ".." / "shared" / "data" / "imagenet-val-1300").resolve())
@@ -135,13 +135,13 @@ def data_identity(row: pd.Series, data: str, known: dict) -> str | None:
     a whole split is the split (the battery's first images agree, the files are fixed); a subset is
     the one today's seeded subset draws only if the shipped model's dense accuracy on it equals the
     row's dense row (checked once per model and image count)."""
-    from haste import models
-    from haste.data import data_fingerprint
+    from haste import zoo
     from haste.evaluate import evaluate
     from haste.repro.experiments import evaluation_batches
+    from haste.zoo.data import data_fingerprint
 
     images, name = int(row["images"]), row["model"]
-    dataset = models.spec(name).dataset
+    dataset = zoo.spec(name).dataset
     full = images == FULL_SPLIT[dataset]
     key = (dataset, images) if full else (name, row["weights_sha256"], images)
     if key not in known:
@@ -149,7 +149,7 @@ def data_identity(row: pd.Series, data: str, known: dict) -> str | None:
         batches = evaluation_batches(name, root, None if full else images, batch_size=32, resize=None)
         known[key] = data_fingerprint(batches)
         if not full:
-            model, info = models.load(name, download=False)
+            model, info = zoo.load(name, download=False)
             dense = row.get("_dense_accuracy")
             same_model = info.sha256 == row["weights_sha256"]
             if not same_model or dense is None or abs(evaluate(model, batches).accuracy - dense) > 1e-4:

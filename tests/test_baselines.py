@@ -11,12 +11,12 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from haste import models
+from haste import zoo
 from haste.baselines import METHODS, lowrank, magnitude, merging
 from haste.baselines.flops import fvcore_flops, module_calls, module_flops
 from haste.baselines.structure import factorisable_convs, prunable_chains
-from haste.models.cifar import CifarVGG
 from haste.repro import baselines as runner
+from haste.zoo.cifar import CifarVGG
 
 VGG_INPUT = (3, 8, 12)
 
@@ -216,7 +216,7 @@ def test_an_unreachable_target_is_refused():
 
 
 def test_the_structure_of_the_papers_cifar10_models():
-    resnet = models.build("cifar10/resnet34")
+    resnet = zoo.build("cifar10/resnet34")
     chains = prunable_chains(resnet)
     blocks = [
         f"layer{stage}.{index}" for stage, count in zip(range(1, 5), [3, 4, 6, 3]) for index in range(count)
@@ -226,7 +226,7 @@ def test_the_structure_of_the_papers_cifar10_models():
     ]
     convs = factorisable_convs(resnet)
     assert "conv1" not in convs and len(convs) == 2 * 16 + 3  # two per block and 3 shortcut convs
-    vgg = models.build("cifar10/vgg19_bn")
+    vgg = zoo.build("cifar10/vgg19_bn")
     chains = prunable_chains(vgg)
     assert len(chains) == 16 and chains[-1].consumer == "classifier.0" and "avgpool" in chains[-1].between
     assert all(chains[i].consumer == chains[i + 1].producer for i in range(15))
@@ -364,9 +364,9 @@ def test_the_runner_measures_counts_and_times_every_method(monkeypatch):
     """End to end on 8 random images and a small random ResNet: the rows' FLOPs are fvcore's count of
     the method's model, every drop is against the dense row, and HASTE is timed at the L of the
     summary nearest the target."""
-    from haste.data import TensorBatches
-    from haste.models import CIFAR10_MEAN, CIFAR10_STD
-    from haste.models.weights import WeightsInfo
+    from haste.zoo import CIFAR10_MEAN, CIFAR10_STD
+    from haste.zoo.data import TensorBatches
+    from haste.zoo.weights import WeightsInfo
 
     generator = torch.Generator().manual_seed(6)
     images = torch.randint(0, 256, (8, 3, 32, 32), generator=generator, dtype=torch.uint8)
@@ -386,7 +386,7 @@ def test_the_runner_measures_counts_and_times_every_method(monkeypatch):
     )
     toy = toy_resnet()
     monkeypatch.setattr(
-        runner.models,
+        runner.zoo,
         "load",
         lambda *args, **kwargs: (copy.deepcopy(toy), WeightsInfo("", "", "", "random init")),
     )

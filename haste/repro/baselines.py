@@ -33,13 +33,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import baselines, models
+from .. import baselines, zoo
 from ..baselines.flops import fvcore_flops
 from ..convert import convert, set_execution
-from ..data import data_fingerprint
 from ..evaluate import evaluate
-from ..files import atomic_write_csv
 from ..settings import EXECUTIONS
+from ..zoo.data import data_fingerprint
+from ..zoo.files import atomic_write_csv
 from . import experiments
 from .paper import allowed_drops
 from .provenance import code_fingerprint, module_code
@@ -92,7 +92,7 @@ SUMMARY_COLUMNS = [
 
 def code_fingerprint_with_baselines() -> str:
     """The fingerprint a row records: the core's (:func:`~haste.repro.provenance.code_fingerprint`)
-    and the code of every module of :mod:`haste.baselines`, which decides the compressed models."""
+    and the code of every module of :mod:`haste.baselines`, which decides the compressed zoo."""
     digest = hashlib.sha256(code_fingerprint().encode())
     for path in sorted(Path(baselines.__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + module_code(path).encode())
@@ -151,10 +151,10 @@ def measure(
     and, with ``haste_summary`` (a sweep summary), HASTE timed at every target. Evaluations go
     through the result cache (an interrupted run resumes); timings are taken afresh."""
     device = experiments.resolve_device(device)
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
     batches = experiments.evaluation_batches(model_name, data, limit, batch_size)
-    size = models.spec(model_name).input_size
+    size = zoo.spec(model_name).input_size
     input_shape = (3, size, size)
     run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
     fingerprint = code_fingerprint_with_baselines()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..conventions import HEADLINES
-from ..files import atomic_write_csv
+from ..zoo.files import atomic_write_csv
 from . import experiments, paper, tables, uncertainty
 
 FLOAT_FORMAT = "%.6g"
@@ -100,12 +100,12 @@ def patch_size_table(results_dir: Path, patch_size: int) -> pd.DataFrame:
 def reconciliation(results_dir: Path, model_names: list[str], committed_sweeps: dict) -> pd.DataFrame:
     """``paper_reconciliation.csv`` (``08_paper_reconciliation``): every patch size under every
     accounting convention, from its own rows and the committed sweeps' (its own replace theirs)."""
-    from .. import models
+    from .. import zoo
     from ..report import CONV_LINEAR, dense_flops
 
     # the conv + linear FLOPs of each dense model: a function of its shapes only
     dense_convlinear: dict[str, float] = {
-        name: dense_flops(models.build(name).eval(), (3, 32, 32))[CONV_LINEAR] for name in model_names
+        name: dense_flops(zoo.build(name).eval(), (3, 32, 32))[CONV_LINEAR] for name in model_names
     }
     measured = _rows(results_dir, "paper_reconciliation_sweep.csv")
     committed = [

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__, models
+from .. import __version__, zoo
 from ..conventions import BASELINE_COLUMNS, BY_NAME, CONVENTIONS, TOTAL_COLUMNS
 from ..convert import convert, haste_layers, set_num_hyperplanes
-from ..data import cifar10_batches, data_fingerprint, imagenet_transform_name, imagenet_val_loader
 from ..evaluate import evaluate
-from ..files import atomic_write_csv
-from ..models.paper_weights import paper_checkpoint
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
+from ..zoo.data import cifar10_batches, data_fingerprint, imagenet_val_loader
+from ..zoo.files import atomic_write_csv
+from ..zoo.paper_weights import paper_checkpoint
 from .paper import allowed_drops
 from .provenance import git_commit
 from .result_cache import cached_measurement, code_fingerprint, context_identity, run_context
@@ -54,7 +54,7 @@ RESULT_COLUMNS = [
     "haste_version",
     "commit",
     "code_fingerprint",
-    "transform",  # how the images were prepared (haste.data.imagenet_transform_name)
+    "transform",  # how the images were prepared (haste.zoo.transforms.Transform.name)
     *RUN_COLUMNS,
 ]
 # every FLOPs reduction a row reports, one per accounting convention (haste.conventions)
@@ -73,7 +73,8 @@ def _provenance(model_name: str, info, resize: int | None = 256) -> dict:
         "haste_version": __version__,
         "commit": git_commit(),
         "code_fingerprint": code_fingerprint(),
-        "transform": transform_name(model_name, resize),
+        # how images are prepared for these weights (a WeightsInfo made by hand names none)
+        "transform": (info.transform or zoo.spec(model_name).transform).name(resize),
     }
 
 
@@ -90,7 +91,7 @@ def evaluation_batches(
     ImageNet images are resized to ``resize`` (``None``: as they are) and centre-cropped to the
     model's input size, normalised as the model expects; see :func:`transform_name`.
     """
-    spec = models.spec(model_name)
+    spec = zoo.spec(model_name)
     if spec.dataset == "cifar10":
         return cifar10_batches(data, "test", batch_size, limit=limit, download=download)
     return imagenet_val_loader(  # streamed, not held
@@ -100,10 +101,7 @@ def evaluation_batches(
 
 def transform_name(model_name: str, resize: int | None = 256) -> str:
     """The ``transform`` of a result row: ``normalise-cifar10``, ``resize256-crop224-torchvision``..."""
-    spec = models.spec(model_name)
-    if spec.dataset == "cifar10":
-        return "normalise-cifar10"  # the 32x32 images as they are, the zoo's mean and std
-    return imagenet_transform_name(resize, spec.input_size, spec.preprocessing)
+    return zoo.spec(model_name).transform.name(resize)
 
 
 def pack_correct(correct: torch.Tensor) -> str:
@@ -147,7 +145,7 @@ def sweep(
     uncertainties of the drops (``haste.repro.uncertainty``).
     """
     device, shard = resolve_device(device), as_shard(shard)
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
     batches = evaluation_batches(model_name, data, limit, batch_size, download, resize)
     provenance = _provenance(model_name, info, resize)
@@ -586,7 +584,7 @@ def patch_compression(
     device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     converted = convert(model.to(resolve_device(device)), num_hyperplanes, settings, seed=seed)
     batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
@@ -626,7 +624,7 @@ def output_dir(results_dir: str | os.PathLike, quick: bool, weights: str = "stan
 def available_weights(model_name: str, allow_random: bool) -> str | None:
     """``"default"`` if the model's checkpoint is available; ``None`` (random init) if allowed."""
     try:
-        models.load(model_name, download=False)
+        zoo.load(model_name, download=False)
         return "default"
     except FileNotFoundError:
         if allow_random:
@@ -653,7 +651,7 @@ def l1_pruning_control(
     is the fraction of conv FLOPs HASTE kept in that layer. The others are zeroed. Same FLOPs as
     HASTE without its overhead, but fixed channels for every image and patch.
     """
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(resolve_device(device))
     batches = evaluation_batches(model_name, data, limit)
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
@@ -703,7 +701,7 @@ PAPER_RESULTS = "paper-weights"  # the folder below results/ for the paper's che
 
 
 def load_arguments(model_name: str, weights: str = "stand-in", allow_random: bool = False) -> dict:
-    """``models.load``'s ``weights`` and ``weights_dir`` for the notebooks' ``weights`` parameter.
+    """``zoo.load``'s ``weights`` and ``weights_dir`` for the notebooks' ``weights`` parameter.
 
     ``"stand-in"``: the shipped checkpoint (random init instead if it is missing and
     ``allow_random``); ``"paper"``: the zoo's checkpoint where ``python -m haste download
@@ -749,7 +747,7 @@ class Shard:
     (model, seed, L), that this process evaluates are those numbered ``index``, ``index + count``, ...
 
     One object is shared by the sweeps of a run (``sweep_models``), so the numbering runs on
-    across models. Every shard also evaluates the dense models, which every row's drop needs.
+    across zoo. Every shard also evaluates the dense models, which every row's drop needs.
     """
 
     def __init__(self, index: int, count: int):

@@ -646,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in differing:
             print(f"stale table: {entry}")
         return 1 if differing else 0
-    from ..files import atomic_write_text
+    from ..zoo.files import atomic_write_text
 
     for path in documents():
         text = path.read_text()
