@@ -34,6 +34,9 @@ CASES = {  # the settings every committed row uses (each with the others at the 
     "include_pointwise": {"include_pointwise": True},
     "grouping=random": {"grouping": "random"},
 }
+# the targets (FLOPs reductions, %) of the committed baseline rows, each compressed by every method
+BASELINE_TARGETS = (10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0)
+BASELINE_MODELS = ("cifar10/resnet34", "cifar10/vgg19_bn")
 # the cases each model's committed rows need; every other model: "default"
 MODEL_CASES = {
     "cifar10/resnet34": list(CASES),
@@ -74,6 +77,34 @@ def run_case(model, batches, num_hyperplanes=None, seed=0, **settings) -> dict:
     return digest(logits, haste.evaluate(network, batches, progress=False))
 
 
+def baseline_cases(models_loaded: dict, batches) -> dict:
+    """Every method of ``haste.baselines`` at every committed target on the paper's two CIFAR-10
+    models: the compressed model's logits, accuracy, the FLOPs the method reports and its per-layer
+    ratio, where this version has the package."""
+    try:
+        from haste.baselines import METHODS
+    except ImportError as error:
+        return {"baselines": f"n/a: {type(error).__name__}"}
+    out = {}
+    for name in BASELINE_MODELS:
+        if name not in models_loaded:
+            continue
+        for method, compress in METHODS.items():
+            for target in BASELINE_TARGETS:
+                compressed, record = compress(models_loaded[name], target, (3, 32, 32))
+                compressed.eval()
+                logits = torch.cat([compressed(images) for images, _ in batches])
+                labels = torch.cat([labels for _, labels in batches])
+                sha = hashlib.sha256(logits.detach().float().contiguous().numpy().tobytes()).hexdigest()
+                out[f"{name} baseline {method} {target:g}%"] = {
+                    "logits": sha,
+                    "correct": int((logits.argmax(1) == labels).sum()),
+                    "flops": int(record.flops),
+                    "ratio": float(record.ratio),
+                }
+    return out
+
+
 def imagenet_cases(root: str) -> dict:
     """The imported Keras ResNet-50 on the first ImageNet images, dense and at ImageNet's settings
     (sparsity 1/2, L = 28), through the runners' own loader, where this version has both."""
@@ -107,6 +138,7 @@ def main() -> None:
     batches = batches_of(args.data, args.images)
     out = {"images": hashlib.sha256(b"".join(x.numpy().tobytes() for x, _ in batches)).hexdigest()}
     names = [name for name in models.MODELS if name.startswith("cifar10/")]
+    loaded = {}
     for name in names:
         try:
             model, info = models.load(name)
@@ -114,6 +146,7 @@ def main() -> None:
             out[f"{name} dense"] = f"n/a: {type(error).__name__}"
             continue
         model.eval()
+        loaded[name] = model
         with torch.no_grad():
             out[f"{name} weights"] = info.sha256
             out[f"{name} dense"] = run_case(model, batches)
@@ -125,6 +158,8 @@ def main() -> None:
                         out[key] = run_case(model, batches, 14, seed, **settings)
                     except (TypeError, ValueError) as error:
                         out[key] = f"n/a: {type(error).__name__}: {str(error).splitlines()[0][:80]}"
+    with torch.no_grad():
+        out.update(baseline_cases(loaded, batches))
     out.update(imagenet_cases(args.imagenet))
     out["haste"] = haste.__file__
     json.dump(out, sys.stdout, indent=1, sort_keys=True)

@@ -4,6 +4,7 @@ second audit): each test fails on the code before its fix."""
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_cli import run_failing
@@ -548,6 +549,12 @@ def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_recor
     assert experiments.reusable_rows(gpu.assign(device="cpu"), "cifar10/resnet18", sha, 10, run=run) == {}
     other_data = run | {"data_sha256": "0" * 64}
     assert experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=other_data) == {}
+    # rows written before the thread count was recorded: CPU rows, for a CPU run of their batch size
+    unrecorded = committed.assign(device=np.nan, threads=np.nan)
+    cpu_run = run | {"device": "cpu", "threads": 2}
+    assert (4, 0) in experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run)
+    for other in ({"batch_size": 4}, {"device": "cuda"}, {"data_sha256": "0" * 64}):
+        assert experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run | other) == {}
 
 
 # --- 12: misuse of the command line and of downloads: one line where it happens, or it works ------

@@ -446,3 +446,60 @@ def test_the_figure_draws_every_method_beside_both_readings_of_haste():
     assert (0.0, 10.0, 20.0, 30.0) in xs  # magnitude from the dense model, by reduction
     assert (15.0, 25.0, 35.0) in xs and (20.0, 30.0, 40.0) in xs  # HASTE counted in full and not
     assert "L = 14" in ax.get_title() and plotting.texts_outside_canvas(fig) == []
+
+
+def test_a_second_run_reuses_the_rows_of_the_same_code_checkpoint_data_and_run(tmp_path, monkeypatch):
+    """Rows the same code measured on the same checkpoint, images and run context are taken from the
+    CSV whole, timings included, so the file is unchanged; another sweep summary (HASTE timed at
+    another L) or another checkpoint is measured again."""
+    from haste.zoo import CIFAR10_MEAN, CIFAR10_STD
+    from haste.zoo.data import TensorBatches
+    from haste.zoo.weights import WeightsInfo
+
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare an evaluation
+    generator = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (8, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (8,), generator=generator)
+    batches = TensorBatches(images, labels, 4, CIFAR10_MEAN, CIFAR10_STD)
+    monkeypatch.setattr(runner.experiments, "evaluation_batches", lambda *args, **kwargs: batches)
+    monkeypatch.setattr(runner.experiments, "load_arguments", lambda *args, **kwargs: {"weights": None})
+    toy, sha = toy_resnet(), ["cd" * 32]
+    monkeypatch.setattr(
+        runner.zoo,
+        "load",
+        lambda *args, **kwargs: (copy.deepcopy(toy), WeightsInfo("cifar10/resnet18", "", sha[0], "stand-in")),
+    )
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame(
+        {
+            "model": "cifar10/resnet18",
+            "weights_sha256": "cd" * 32,
+            "num_hyperplanes": [8, 16],
+            "flops_dense": 1.0,
+            "flops_reduction": [40.0, 10.0],
+            "flops_reduction_no_overhead": [50.0, 20.0],
+            "accuracy_drop": [9.0, 1.0],
+        }
+    ).to_csv(summary, index=False)
+    calls = []
+    real_evaluate = runner.evaluate
+    counted = lambda *args, **kwargs: calls.append(kwargs["description"]) or real_evaluate(*args, **kwargs)
+    monkeypatch.setattr(runner, "evaluate", counted)
+    csv = tmp_path / "baselines.csv"
+    run = lambda: runner.measure_models(
+        ["cifar10/resnet18"], [15.0, 30.0], "unused", csv, summary, methods=["magnitude"]
+    )
+    run()
+    written = csv.read_bytes()
+    assert len(calls) == 3  # dense and two targets
+    calls.clear()
+    run()
+    assert calls == ["cifar10/resnet18 dense"] and csv.read_bytes() == written
+    pd.read_csv(summary).assign(num_hyperplanes=[8, 12]).to_csv(summary, index=False)
+    calls.clear()
+    run()
+    assert len(calls) == 3 and set(pd.read_csv(csv).num_hyperplanes.dropna()) == {8, 12}
+    sha[0] = "ef" * 32
+    calls.clear()
+    run()
+    assert len(calls) == 3

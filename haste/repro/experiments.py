@@ -258,7 +258,8 @@ def reusable_rows(
     ``data_sha256`` and :func:`~haste.repro.result_cache.run_context` of this call), rows must
     record the same data and an equal :func:`~haste.repro.result_cache.context_identity`, the
     definition the result cache keys on: the same batch size and device type, on the CPU the same
-    thread count (rows without these columns never count). Each row keeps the commit
+    thread count (a CSV without these columns never counts; a row that records no thread count
+    counts for a CPU run, see :func:`run_matches`). Each row keeps the commit
     that computed it; after a change to the numeric code, recompute instead of reusing.
     """
     fingerprint = code_fingerprint() if fingerprint is None else fingerprint
@@ -277,8 +278,7 @@ def reusable_rows(
     if run is not None:
         if not set(RUN_COLUMNS) <= set(results.columns):
             return {}
-        wanted = _run_identity(run)
-        results = results[[_run_identity(row) == wanted for _, row in results.iterrows()]]
+        results = results.loc[[run_matches(row, run) for _, row in results.iterrows()]]
     rows = results[
         (results["code_fingerprint"] == fingerprint)
         & (results["model"] == model_name)
@@ -308,7 +308,7 @@ def reusable_rows(
     return found
 
 
-def _run_identity(run) -> tuple:
+def _run_identity(run) -> dict:
     """The data and :func:`~haste.repro.result_cache.context_identity` of a row or a run, comparable
     between a row read from a CSV (numbers as floats, missing as NaN) and a run."""
     cell = lambda name: None if run.get(name) is None or pd.isna(run.get(name)) else run.get(name)
@@ -318,7 +318,19 @@ def _run_identity(run) -> tuple:
         if value is not None:
             context[name] = int(value)
     identity = context_identity(context)
-    return (cell("data_sha256"), *sorted(identity.items()))
+    return {"data_sha256": cell("data_sha256"), **identity}
+
+
+def run_matches(row, run) -> bool:
+    """Whether a row (read from a CSV) was measured on the data and in the run context of ``run``
+    (:func:`_run_identity`). A row that records no thread count (written before the column) ran on
+    the CPU and counts for a CPU run of its data and batch size: at a fixed batch size the thread
+    count changed no hash bit where it was measured (``results/hash_stability.csv``), and
+    ``verify`` checks such rows like any other."""
+    found, wanted = _run_identity(row), _run_identity(run)
+    if found.get("threads", 0) is None and "device" not in wanted:
+        wanted = {**wanted, "threads": None}
+    return found == wanted
 
 
 def _report_reuse(model_name, stored, hyperplanes, seeds, baseline):
@@ -747,7 +759,7 @@ class Shard:
     (model, seed, L), that this process evaluates are those numbered ``index``, ``index + count``, ...
 
     One object is shared by the sweeps of a run (``sweep_models``), so the numbering runs on
-    across zoo. Every shard also evaluates the dense models, which every row's drop needs.
+    across models. Every shard also evaluates the dense models, which every row's drop needs.
     """
 
     def __init__(self, index: int, count: int):
