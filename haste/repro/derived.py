@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..conventions import HEADLINES
 from ..zoo.files import atomic_write_csv
-from . import experiments, paper, tables, uncertainty
+from . import baselines, experiments, paper, tables, uncertainty
 
 FLOAT_FORMAT = "%.6g"
 
@@ -199,6 +199,8 @@ DERIVED: dict[str, tuple[str, Callable[..., pd.DataFrame], dict[str, str]]] = {
         {"model_name": "model_name"},
     ),
     "checkpoint_quality_trend.csv": ("09_checkpoint_quality", checkpoint_quality_trend, {}),
+    "baselines_table.csv": ("10_baselines", baselines.comparison_table_of, {}),
+    "baselines_timing.csv": ("10_baselines", baselines.timing_table_of, {}),
 }
 
 

@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 
 from haste.conventions import HEADLINES
 from haste.repro import experiments, paper, plotting, tables
+from haste.repro.figures_baselines import baselines_tradeoff
 from haste.repro.plotting import (
     CONTEXT_COLOUR,
     CONVENTION_COLOURS,
@@ -548,6 +549,7 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "checkpoint_quality": lambda read: checkpoint_quality(
         read("checkpoint_quality_points.csv"), read("checkpoint_quality_summary.csv")
     ),
+    "baselines": lambda read: baselines_tradeoff(read("baselines.csv"), read("cifar10_sweep_summary.csv")),
 }
 
 

@@ -520,6 +520,20 @@ TABLES: dict[str, Table] = {
             Column("resamples outside the grid", lambda row: f"{row.outside_grid:.1%}"),
         ),
     ),
+    "baselines": Table(
+        ("results/baselines_table.csv",),
+        (
+            Column("model", text("model", "`{}`")),
+            Column("method", text("method")),
+            Column("drop at HASTE's reduction (pp)", fixed("drop_at_haste_reduction")),
+            Column(
+                "drop at HASTE's reduction without overhead (pp)",
+                fixed("drop_at_haste_reduction_no_overhead"),
+            ),
+            Column("largest reduction within the paper's drop (%)", fixed("flops_reduction_within_drop")),
+            Column("its drop (pp)", fixed("accuracy_drop_there")),
+        ),
+    ),
     "hash_stability": Table(
         ("results/hash_stability.csv",),
         (
