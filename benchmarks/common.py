@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 import haste
-from haste import models
-from haste.data import cifar10_batches
+from haste import zoo
+from haste.zoo.data import cifar10_batches
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = os.environ.get("HASTE_DATA", str(REPO.parent / "shared" / "data" / "cifar10-jpeg"))
@@ -73,10 +73,10 @@ def load_model(name: str, path: str = "dense", hyperplanes: int = 14) -> tuple[n
     as the dense model or converted to HASTE's ``path`` (``"eval"`` or ``"compressed"``) at L =
     ``hyperplanes``; and a label of the weights (source and SHA-256 prefix)."""
     try:
-        model, info = models.load(name, download=False)
+        model, info = zoo.load(name, download=False)
         weights = f"{info.source} {info.sha256[:12]}"
     except (FileNotFoundError, ValueError, RuntimeError, OSError):
-        model, _ = models.load(name, weights=None)
+        model, _ = zoo.load(name, weights=None)
         weights = "random init (no checkpoint found)"
     if path != "dense":
         model = haste.set_execution(haste.convert(model, hyperplanes), path)
@@ -92,7 +92,7 @@ def input_batches(name: str, batch: int, data: str, count: int = 1) -> tuple[lis
             return [images for images, _ in batches], "CIFAR-10 test images"
         except FileNotFoundError:
             pass
-    size = models.spec(name).input_size
+    size = zoo.spec(name).input_size
     generator = torch.Generator().manual_seed(0)
     return [torch.randn(batch, 3, size, size, generator=generator) for _ in range(count)], "random images"
 

@@ -32,12 +32,14 @@ import torch
 from common import cpu_name  # benchmarks/ is on sys.path when run as a script
 
 import haste
-from haste import models
-from haste.data import cifar10_batches
-from haste.flops import dense_flops, flop_report
-from haste.functional import Tiling, extract_windows, hash_windows
+from haste import zoo
+from haste.functional import extract_windows
+from haste.hashing import hash_windows
+from haste.report import dense_flops, flop_report
 from haste.repro.provenance import git_commit
 from haste.repro.result_cache import code_fingerprint
+from haste.tiling import Tiling
+from haste.zoo.data import cifar10_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = (256, 2)  # (batch size, threads)
@@ -112,7 +114,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results" / "hash_stability"))
     args = parser.parse_args()
 
-    dense, info = models.load(args.model)
+    dense, info = zoo.load(args.model)
     images, labels = next(iter(cifar10_batches(args.data, "test", batch_size=10**9, limit=args.limit)))
     if args.block < max(args.batch_sizes):
         parser.error("--block must be at least the largest batch size")

@@ -64,7 +64,7 @@ from torch import nn
 from tqdm import tqdm
 
 import haste
-from haste.flops import flop_report
+from haste.report import flop_report
 from haste.repro.provenance import git_commit
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 import haste
-from haste import functional, models, weight_cache
+from haste import functional, weight_cache, zoo
 from haste.compressed import _build_filter_table
 from haste.functional import _gemm_matrix
 
@@ -41,7 +41,7 @@ def costs(weights: list[torch.Tensor], reps: int) -> dict[str, float]:
         "rebuild GEMM matrix": cpu_ms(lambda: [_gemm_matrix(w, w.dtype).contiguous() for w in weights], reps),
         "rebuild filter table": cpu_ms(lambda: [_build_filter_table(w) for w in weights], max(1, reps // 4)),
         "check: bytes (weight_cache)": cpu_ms(
-            lambda: [weight_cache._same_bits(s, w) for s, w in zip(snapshots, weights)], reps
+            lambda: [weight_cache.same_bits(s, w) for s, w in zip(snapshots, weights)], reps
         ),
         "check: torch.equal": cpu_ms(lambda: [torch.equal(s, w) for s, w in zip(snapshots, weights)], reps),
     }
@@ -55,9 +55,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = [{"case": "one 512x512x3x3 weight", **costs([torch.randn(512, 512, 3, 3)], args.reps)}]
     try:
-        dense, _ = models.load("cifar10/resnet34")
+        dense, _ = zoo.load("cifar10/resnet34")
     except FileNotFoundError:
-        dense, _ = models.load("cifar10/resnet34", weights=None)
+        dense, _ = zoo.load("cifar10/resnet34", weights=None)
     converted = haste.convert(dense, 14)
     weights = [layer.weight.detach() for _, layer in haste.haste_layers(converted)]
     rows.append({"case": f"ResNet34's {len(weights)} HASTE layers", **costs(weights, args.reps)})

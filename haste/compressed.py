@@ -29,17 +29,11 @@ import numpy as np
 import torch
 
 from . import fused
-from .functional import (
-    _checked_tiling,
-    empty_batch,
-    extract_windows,
-    hash_windows,
-    overflow_scale,
-    pad_to_tiles,
-    run_scaled,
-)
+from .functional import empty_batch, extract_windows, overflow_scale, pad_to_tiles, run_scaled
 from .fused import numba  # None where numba is not installed: the torch backend still works
-from .hashing import bucket_ids, bucket_means
+from .grouping import Grouping, fallback_notice, grouped, resolve
+from .hashing import bucket_means
+from .tiling import checked_tiling
 from .weight_cache import rearranged
 
 BACKENDS = ("auto", "numba", "torch")
@@ -55,50 +49,60 @@ def haste_conv2d_compressed(
     patch_size: int,
     centre: bool = True,
     backend: str = "auto",
+    grouping: str | Grouping = "lsh",
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """HASTE convolution computed at the merged depth; arguments as :func:`~haste.functional.haste_conv2d`.
+
+    The numba backend computes LSH only: ``"auto"`` runs any other ``grouping`` on the torch backend.
 
     Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory) and the bucket count of
     every tile ``[N, tiles]``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     stride, padding = tiling.stride, tiling.padding
     if x.shape[0] == 0:
         return empty_batch(x, weight, None if bias is None else bias.to(x.dtype), stride, padding, tiling)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     numba_fits = fused.available(x, needs_grad)
+    scheme = resolve(grouping)
     if backend == "numba":
         if numba is None:
             raise ImportError("backend='numba' needs numba: pip install numba")
         if not numba_fits:
             raise ValueError("backend='numba' runs float32/float64 CPU tensors without gradients only")
-    use_numba = backend == "numba" or (backend == "auto" and numba_fits)
-    arguments = (stride, padding, hyperplanes, patch_size, centre, use_numba)
+        if not scheme.numba:
+            raise ValueError(f"backend='numba' computes LSH only, not grouping {scheme.name!r}")
+    if backend == "auto" and numba_fits and not scheme.numba:
+        fallback_notice(scheme)
+    use_numba = backend == "numba" or (backend == "auto" and numba_fits and scheme.numba)
+    arguments = (stride, padding, hyperplanes, patch_size, centre, use_numba, scheme, seed)
     return run_scaled(_compressed, overflow_scale(x, hyperplanes), x, weight, bias, *arguments)
 
 
-def _compressed(x, weight, bias, stride, padding, hyperplanes, patch_size, centre, use_numba):
+def _compressed(x, weight, bias, stride, padding, hyperplanes, patch_size, centre, use_numba, scheme, seed):
     if use_numba:
         return _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
+    grouping = (scheme, seed)
     if x.dtype not in (torch.float32, torch.float64):  # merged filters summed in bfloat16 lose too much
         bias = None if bias is None else bias.float()
         out, num_buckets = _compressed_torch(
-            x.float(), weight.float(), bias, stride, padding, hyperplanes, patch_size, centre
+            x.float(), weight.float(), bias, stride, padding, hyperplanes, patch_size, centre, *grouping
         )
         return out.to(x.dtype), num_buckets
     weight = weight.to(x.dtype)
     bias = None if bias is None else bias.to(x.dtype)
-    return _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre)
+    return _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre, *grouping)
 
 
-def _hashed_windows(x, weight, stride, padding, hyperplanes, patch_size, centre):
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+def _grouped_windows(x, weight, stride, padding, hyperplanes, patch_size, centre, scheme, seed):
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     windows = extract_windows(x, tiling)  # [N, T, pixels, C]
-    codes = hash_windows(windows, hyperplanes, centre)
+    ids, num_buckets = grouped(scheme, windows, hyperplanes, centre, seed)
     n, tiles, pixels, channels = windows.shape
-    return tiling, windows.view(n * tiles, pixels, channels), codes.view(n * tiles, channels)
+    return tiling, windows.view(n * tiles, pixels, channels), ids, num_buckets
 
 
 def _kernel_offsets(tiling, patch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,7 +117,7 @@ def _kernel_offsets(tiling, patch_size: int) -> tuple[torch.Tensor, torch.Tensor
 def _compressed_numba(x, weight, bias, stride, padding, hyperplanes, patch_size, centre):
     n, channels = x.shape[:2]
     c_out, _, kh, kw = weight.shape
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
     (tiles_h, tiles_w), (win_h, win_w), (out_h, out_w) = tiling.tiles, tiling.window, tiling.out_size
     table = filter_table(weight, x.dtype)  # the products run in the input's dtype
     blocks = table.shape[0]
@@ -391,12 +395,14 @@ COMPRESSED_GROUP_FLOATS = 1 << 20
 ACCELERATOR_GROUP_FLOATS = 1 << 26
 
 
-def _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre):
+def _compressed_torch(x, weight, bias, stride, padding, hyperplanes, patch_size, centre, scheme, seed):
     n, channels = x.shape[:2]
     c_out, c_in, kh, kw = weight.shape
-    tiling, windows, codes = _hashed_windows(x, weight, stride, padding, hyperplanes, patch_size, centre)
+    grouping = (centre, scheme, seed)
+    tiling, windows, ids, num_buckets = _grouped_windows(
+        x, weight, stride, padding, hyperplanes, patch_size, *grouping
+    )
     (tiles_h, tiles_w), win_w, (out_h, out_w) = tiling.tiles, tiling.window[1], tiling.out_size
-    ids, num_buckets = bucket_ids(codes)
     means = bucket_means(windows, ids)  # merged inputs, zero-padded
     # im2col inside a tile: output pixel (i, j) and kernel offset (u, v) read window pixel
     # (i * sh + u, j * sw + v); the same for every tile

@@ -13,7 +13,15 @@ import pandas as pd
 from torch import nn
 
 from .module import HasteConv2d, unsupported_reason
-from .settings import HasteSettings, check_execution, check_flag, check_num_hyperplanes, check_seed
+from .settings import (
+    DEFAULT_NUM_HYPERPLANES,
+    DEFAULTS,
+    HasteSettings,
+    check_execution,
+    check_flag,
+    check_num_hyperplanes,
+    check_seed,
+)
 
 _SKIP_REASONS = "_haste_skipped"  # attribute on the converted root module: {layer name: reason}
 
@@ -32,7 +40,7 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def convert(
     model: nn.Module,
-    num_hyperplanes: int = 14,
+    num_hyperplanes: int = DEFAULT_NUM_HYPERPLANES,
     settings: HasteSettings | None = None,
     *,
     seed: int = 0,
@@ -114,7 +122,7 @@ def _warn_about_skip(skip, patterns: list[str], names: list[str]) -> None:
 
 def _settings(settings: HasteSettings | None, overrides: dict) -> HasteSettings:
     if settings is None:
-        settings = HasteSettings()
+        settings = DEFAULTS
     if not isinstance(settings, HasteSettings):
         raise TypeError(
             f"settings must be a haste.HasteSettings, not {settings!r} (give sparsity=... as a keyword)"
@@ -181,7 +189,12 @@ def set_num_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
     return model
 
 
-set_hyperplanes = set_num_hyperplanes  # the earlier name
+def set_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
+    """Deprecated name of :func:`set_num_hyperplanes`."""
+    warnings.warn(
+        "haste.set_hyperplanes is deprecated: use haste.set_num_hyperplanes", DeprecationWarning, stacklevel=2
+    )
+    return set_num_hyperplanes(model, num_hyperplanes)
 
 
 def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
@@ -195,16 +208,15 @@ def set_merging(model: nn.Module, enabled: bool) -> nn.Module:
 def set_execution(model: nn.Module, execution: str) -> nn.Module:
     """Choose the execution path of every HASTE layer: ``"gemm"`` or ``"compressed"``.
 
-    The compressed path runs LSH grouping only: with a layer set to ``grouping="random"`` it is
-    refused before any layer changes.
+    The compressed path does not run the random-grouping control: with a layer set to
+    ``grouping="random"`` it is refused before any layer changes.
     """
     execution = check_execution(execution)
     layers = dict(haste_layers(model))
     for name, layer in layers.items():
-        if execution == "compressed" and layer.grouping != "lsh":
+        if execution == "compressed" and layer.grouping == "random":
             raise ValueError(
-                f"execution='compressed' runs LSH grouping only, and layer {name!r} has "
-                f"grouping={layer.grouping!r}"
+                f"execution='compressed' does not run grouping='random', and layer {name!r} has it"
             )
     for layer in layers.values():
         layer.execution = execution

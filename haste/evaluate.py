@@ -11,7 +11,7 @@ from torch import nn
 from tqdm import tqdm  # text bars: they reach the terminal from notebooks run by papermill
 
 from .convert import reset_stats
-from .flops import FlopReport, dense_flops, flop_report
+from .report import FlopReport, cached_dense_flops, flop_report
 
 
 @dataclass
@@ -71,5 +71,5 @@ def evaluate(
             stacklevel=2,
         )
     assert input_shape is not None  # at least one batch was seen
-    report = flop_report(model, input_shape, dense_flops(model, input_shape))
+    report = flop_report(model, input_shape, cached_dense_flops(model, input_shape))
     return EvalResult(100.0 * correct.sum().item() / len(correct), len(correct), report, correct)

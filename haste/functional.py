@@ -6,8 +6,9 @@ input channels, ``sum_c W_c * mean_{B(c)} X == sum_B (sum_{c in B} W_c) * mean_B
 merged-depth convolution of the paper. It runs as one GEMM per layer (and chunk of images) with the
 im2col columns of the merged windows (``[outputs, kh * kw * C]``, made for the valid output pixels
 only). The columns come from the fused numba kernel of :mod:`haste.fused` for CPU inference in
-float32 or float64, and from the torch ops below otherwise (gradients, GPU, half types, the
-random-grouping control). Hashing and merging run in float32 at least; the GEMM in the input's dtype.
+float32 or float64, and from the torch ops below otherwise (gradients, GPU, half types, groupings
+other than LSH: :mod:`haste.grouping`). Hashing and merging run in float32 at least; the GEMM in the
+input's dtype.
 
 Inputs near the dtype's maximum: hashing sums a window's values over channels (centring) and pixels
 (projections), merging over a bucket's channels, and such sums of finite values can overflow where
@@ -22,88 +23,15 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from . import fused
-from .hashing import bucket_ids, codes_from_projections, isolate_channels, merge_channels
-from .settings import _is_int, check_patch_size
+from .grouping import Grouping, fallback_notice, grouped, resolve
+from .hashing import at_least_float32, merge_channels
+from .tiling import Tiling, checked_tiling
 from .weight_cache import rearranged
-
-
-@dataclass(frozen=True)
-class Tiling:
-    """How a conv's output is cut into ``patch_size`` tiles and which input window each tile reads."""
-
-    in_size: tuple[int, int]
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    patch_size: int
-
-    def _dim(self, axis: int):
-        size, k, s, p = (self.in_size[axis], self.kernel_size[axis], self.stride[axis], self.padding[axis])
-        out = (size + 2 * p - k) // s + 1
-        if out < 1:
-            raise ValueError(f"input of size {self.in_size} is smaller than the kernel")
-        tiles = math.ceil(out / self.patch_size)
-        window = (self.patch_size - 1) * s + k
-        return out, tiles, window
-
-    @property
-    def out_size(self) -> tuple[int, int]:
-        return self._dim(0)[0], self._dim(1)[0]
-
-    @property
-    def tiles(self) -> tuple[int, int]:
-        return self._dim(0)[1], self._dim(1)[1]
-
-    @property
-    def window(self) -> tuple[int, int]:
-        return self._dim(0)[2], self._dim(1)[2]
-
-    def valid_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output rows and columns of each tile row / tile column (edge tiles have fewer)."""
-        result = []
-        for axis in (0, 1):
-            out, tiles, _ = self._dim(axis)
-            result.append(torch.clamp(out - self.patch_size * torch.arange(tiles), max=self.patch_size))
-        return result[0], result[1]
-
-    def valid_window(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows and columns of the input window that each tile row / column actually reads."""
-        rows, cols = self.valid_outputs()
-        return (
-            (rows - 1) * self.stride[0] + self.kernel_size[0],
-            (cols - 1) * self.stride[1] + self.kernel_size[1],
-        )
-
-
-def _int_pair(name: str, value) -> tuple[int, int]:
-    """An int or a pair of ints (as ``F.conv2d`` takes them) as a pair of ints >= 0."""
-    pair = (value, value) if _is_int(value) else value
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is_int(v) and v >= 0 for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints >= 0, not {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def conv_geometry(kernel_size: tuple[int, int], stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``stride`` and ``padding`` as pairs of ints; both as ``F.conv2d`` takes them (an int, a pair,
-    or for the padding ``"valid"``, and ``"same"`` where it is symmetric: odd kernels, stride 1)."""
-    stride = _int_pair("stride", stride)
-    if 0 in stride:
-        raise ValueError(f"stride must be >= 1, not {stride}")
-    if isinstance(padding, str):
-        if padding == "valid":
-            return stride, (0, 0)
-        if padding == "same" and all(k % 2 == 1 for k in kernel_size) and stride == (1, 1):
-            return stride, (kernel_size[0] // 2, kernel_size[1] // 2)
-        raise ValueError(
-            f"padding={padding!r} with kernel {tuple(kernel_size)} and stride {stride} is not supported"
-        )
-    return stride, _int_pair("padding", padding)
 
 
 def pad_to_tiles(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
@@ -166,48 +94,6 @@ def extract_windows(x: torch.Tensor, tiling: Tiling) -> torch.Tensor:
     return windows.view(n, -1, tiling.window[0] * tiling.window[1], channels)
 
 
-def hash_windows(windows: torch.Tensor, hyperplanes: torch.Tensor, centre: bool = True) -> torch.Tensor:
-    """Codes of every channel of every window ``[N, tiles, pixels, C]``: ``[N, tiles, C]``.
-
-    Centring is applied to the projections, ``(X - mean) R = X R - mean R``, which equals projecting
-    the centred windows without materialising them. Half types are hashed in float32. A channel with
-    a non-finite value gets a code of its own, and counts as 0 in the others' mean.
-    """
-    windows = _at_least_float32(windows)
-    finite = torch.isfinite(windows)
-    planes = hyperplanes.to(windows.dtype)
-    projections = windows.transpose(-1, -2) @ planes  # [N, T, C, L]
-    if centre:
-        mean = windows.where(finite, 0).mean(dim=-1)
-        projections = projections - (mean @ planes).unsqueeze(-2)
-    return isolate_channels(codes_from_projections(projections), finite.all(dim=-2))
-
-
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    # bfloat16's 8-bit mantissa put projections near zero on the wrong side: codes off, outputs 0.2 off
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-def _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size) -> Tiling:
-    """The tiling of a HASTE conv, after checking that input, weight and hyperplanes fit together.
-
-    ``stride`` and ``padding`` may be given as ``F.conv2d`` takes them; the tiling holds them as pairs.
-    """
-    if not x.is_floating_point():  # nn.Conv2d refuses them too; cast to float, they would hash as 0
-        raise TypeError(f"HASTE convolutions take floating-point inputs, not {x.dtype}")
-    c_out, c_in, kh, kw = weight.shape
-    if x.ndim != 4 or x.shape[1] != c_in:
-        raise ValueError(
-            f"expected input [N, {c_in}, H, W] ({c_in} input channels), got shape {tuple(x.shape)}"
-        )
-    stride, padding = conv_geometry((kh, kw), stride, padding)
-    tiling = Tiling(tuple(x.shape[-2:]), (kh, kw), stride, padding, check_patch_size(patch_size))
-    win_h, win_w = tiling.window
-    if hyperplanes.shape[0] != win_h * win_w:
-        raise ValueError(f"hyperplanes have {hyperplanes.shape[0]} rows, windows {win_h * win_w} pixels")
-    return tiling
-
-
 def overflow_scale(x: torch.Tensor, hyperplanes: torch.Tensor) -> float | None:
     """A power of two that brings ``x``'s finite values below where hashing and merging can overflow,
     or None where they cannot (every ordinary input, and every input off the CPU: see the module's
@@ -259,25 +145,25 @@ def haste_conv2d(
     hyperplanes: torch.Tensor,
     patch_size: int,
     centre: bool = True,
-    random_ranks: torch.Tensor | None = None,
+    grouping: str | Grouping = "lsh",
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """HASTE convolution of ``x`` ``[N, C_in, H, W]`` with ``weight`` ``[C_out, C_in, kh, kw]``.
 
     ``hyperplanes``: ``[win_h * win_w, L]`` with ``win = (patch_size - 1) * stride + k``.
-    ``random_ranks`` ``[tiles, C_in]`` (a control experiment, not HASTE): keep LSH's number of
-    buckets ``m`` in every patch but group the channels at random instead, channel ``c`` going to
-    group ``random_ranks[tile, c] % m`` (groups of equal size, independent of the data).
-    The weight and bias may have another dtype than ``x``: the output has ``x``'s.
+    ``grouping``: how channels fall into buckets, ``"lsh"`` (HASTE), ``"random"`` (a control, see
+    :class:`haste.grouping.RandomGroups`) or a :class:`haste.grouping.Grouping` of your own; ``seed``
+    is handed to it. The weight and bias may have another dtype than ``x``: the output has ``x``'s.
     ``stride`` and ``padding``: as ``F.conv2d`` takes them (an int or a pair; "valid", or "same" for
     odd kernels at stride 1). Returns the output ``[N, C_out, H_out, W_out]`` (channels-last memory)
     and the number of buckets of every tile ``[N, tiles_h * tiles_w]``.
     """
-    tiling = _checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
-    arguments = (tiling, hyperplanes, centre, random_ranks)
+    tiling = checked_tiling(x, weight, stride, padding, hyperplanes, patch_size)
+    arguments = (tiling, hyperplanes, centre, resolve(grouping), seed)
     return run_scaled(_haste_conv2d, overflow_scale(x, hyperplanes), x, weight, bias, *arguments)
 
 
-def _haste_conv2d(x, weight, bias, tiling: Tiling, hyperplanes, centre, random_ranks):
+def _haste_conv2d(x, weight, bias, tiling: Tiling, hyperplanes, centre, scheme: Grouping, seed: int):
     n, channels = x.shape[:2]
     c_out, c_in, kh, kw = weight.shape
     (win_h, win_w), (tiles_h, tiles_w), (out_h, out_w) = tiling.window, tiling.tiles, tiling.out_size
@@ -292,7 +178,10 @@ def _haste_conv2d(x, weight, bias, tiling: Tiling, hyperplanes, centre, random_r
         matrix = _gemm_matrix(weight, x.dtype)
     else:
         matrix = rearranged(weight, "gemm_matrix", functools.partial(_gemm_matrix, dtype=x.dtype), x.dtype)
-    use_kernel = random_ranks is None and fused.available(x, needs_grad)
+    use_kernel = fused.available(x, needs_grad)
+    if use_kernel and not scheme.numba:
+        fallback_notice(scheme)
+        use_kernel = False
     out = None if needs_grad else x.new_empty(n * out_h * out_w, c_out)
     outs, buckets = [], []
     if use_kernel:  # one buffer for every chunk's columns: fresh ones cost page faults (~15% of the kernel)
@@ -304,7 +193,7 @@ def _haste_conv2d(x, weight, bias, tiling: Tiling, hyperplanes, centre, random_r
             padded = pad_to_tiles(part, tiling)
             buckets.append(fused.merged_columns(padded, tiling, hyperplanes, centre, columns))
         else:
-            columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre, random_ranks)
+            columns, part_buckets = _merged_columns(part, tiling, hyperplanes, centre, scheme, seed)
             buckets.append(part_buckets)
         if out is None:  # with gradients (out= is not differentiable)
             outs.append(columns @ matrix if bias is None else torch.addmm(bias, columns, matrix))
@@ -331,21 +220,12 @@ def empty_batch(x, weight, bias, stride, padding, tiling: Tiling) -> tuple[torch
     return out, torch.zeros(0, tiles, dtype=torch.int64, device=x.device)
 
 
-def _merged_columns(
-    x: torch.Tensor,
-    tiling: Tiling,
-    hyperplanes: torch.Tensor,
-    centre: bool,
-    random_ranks: torch.Tensor | None = None,
-):
+def _merged_columns(x: torch.Tensor, tiling: Tiling, hyperplanes: torch.Tensor, centre: bool, scheme, seed):
     """im2col columns ``[N * H_out * W_out, kh * kw * C]`` of the merged windows, and bucket counts."""
     n, channels = x.shape[:2]
-    windows = _at_least_float32(extract_windows(x, tiling))  # [N, T, pixels, C]; half types merged in float32
+    windows = at_least_float32(extract_windows(x, tiling))  # [N, T, pixels, C]; half types merged in float32
     tiles, pixels = windows.shape[1:3]
-    codes = hash_windows(windows, hyperplanes, centre)
-    ids, num_buckets = bucket_ids(codes.view(n * tiles, channels))
-    if random_ranks is not None:
-        ids = (random_ranks.unsqueeze(0) % num_buckets.view(n, tiles, 1)).view(n * tiles, channels)
+    ids, num_buckets = grouped(scheme, windows, hyperplanes, centre, seed)
     merged = merge_channels(windows.view(n * tiles, pixels, channels), ids)
     # only the valid output pixels of every tile get columns: edge tiles cost no wasted multiply-adds
     _, column_index = _gather_indices(tiling)

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
     numba = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from .functional import Tiling
+    from .tiling import Tiling
 
 
 def available(x: torch.Tensor, needs_grad: bool) -> bool:

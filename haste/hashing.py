@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import torch
 
-from .settings import check_num_hyperplanes, check_projection, check_seed, check_sparsity
+from .settings import DEFAULTS, check_num_hyperplanes, check_projection, check_seed, check_sparsity
 
 
 def draw_hyperplanes(
     window_pixels: int,
     num_hyperplanes: int,
-    sparsity: float = 2 / 3,
+    sparsity: float = DEFAULTS.sparsity,
     seed: int = 0,
-    projection: str = "ternary",
+    projection: str = DEFAULTS.projection,
 ) -> torch.Tensor:
     """Random hyperplanes ``[window_pixels, num_hyperplanes]`` (float32), reproducible from ``seed``.
 
@@ -104,3 +104,27 @@ def merge_channels(windows: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """
     index = ids.unsqueeze(1).expand(-1, windows.shape[1], -1)
     return bucket_means(windows, ids).gather(2, index)
+
+
+def hash_windows(
+    windows: torch.Tensor, hyperplanes: torch.Tensor, centre: bool = DEFAULTS.centre
+) -> torch.Tensor:
+    """Codes of every channel of every window ``[N, tiles, pixels, C]``: ``[N, tiles, C]``.
+
+    Centring is applied to the projections, ``(X - mean) R = X R - mean R``, which equals projecting
+    the centred windows without materialising them. Half types are hashed in float32. A channel with
+    a non-finite value gets a code of its own, and counts as 0 in the others' mean.
+    """
+    windows = at_least_float32(windows)
+    finite = torch.isfinite(windows)
+    planes = hyperplanes.to(windows.dtype)
+    projections = windows.transpose(-1, -2) @ planes  # [N, T, C, L]
+    if centre:
+        mean = windows.where(finite, 0).mean(dim=-1)
+        projections = projections - (mean @ planes).unsqueeze(-2)
+    return isolate_channels(codes_from_projections(projections), finite.all(dim=-2))
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # bfloat16's 8-bit mantissa put projections near zero on the wrong side: codes off, outputs 0.2 off
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()

@@ -8,6 +8,7 @@ the layer's seed, ``layer.merge = False`` makes the layer exactly ``nn.Conv2d``.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,11 +16,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .compressed import haste_conv2d_compressed
-from .flops import LayerStats, tile_constants
-from .functional import Tiling, conv_geometry, haste_conv2d
+from .cost import CostRecorder, LayerStats
+from .functional import haste_conv2d
 from .hashing import draw_hyperplanes
 from .settings import (
-    EXECUTIONS,
+    DEFAULT_NUM_HYPERPLANES,
+    DEFAULTS,
     check_centre,
     check_execution,
     check_flag,
@@ -30,9 +32,8 @@ from .settings import (
     check_seed,
     check_sparsity,
 )
-from .weight_cache import _same_bits
-
-EXECUTION_PATHS = EXECUTIONS  # the old name
+from .tiling import Tiling, conv_geometry
+from .weight_cache import same_bits
 
 
 class HasteConv2d(nn.Conv2d):
@@ -42,11 +43,11 @@ class HasteConv2d(nn.Conv2d):
     Attributes (all steerable at run time, each checked when set, as :class:`haste.HasteSettings`
     checks them): ``num_hyperplanes`` (L), ``sparsity``, ``patch_size`` (output tile side P),
     ``seed``, ``projection`` ("ternary" or "gaussian"), ``centre``, ``grouping`` ("lsh"; "random" is
-    a control: LSH's bucket count per patch, random groups), ``execution`` ("gemm": fastest for large
-    batches, the merge applied as channel replacement before one GEMM per layer; "compressed":
-    per-tile convolutions at the merged depth, as in the paper; both compute the same function, in
-    float32 up to rounding, which can flip a hash bit; "eval",
-    the old name of "gemm", still works; it runs LSH grouping only), ``merge`` (False: exactly
+    a control: LSH's bucket count per patch, random groups; or a :class:`haste.grouping.Grouping`),
+    ``execution`` ("gemm": fastest for large batches, the merge applied as channel replacement before
+    one GEMM per layer; "compressed": per-tile convolutions at the merged depth, as in the paper, for
+    every grouping but "random"; both compute the same function, in float32 up to rounding, which
+    can flip a hash bit; "eval", the old name of "gemm", still works), ``merge`` (False: exactly
     ``nn.Conv2d``), ``record_patches`` (keep the kept-channel fraction of every patch in
     ``stats.kept_fraction``). Buffer ``hyperplanes``: ``[window_pixels, L]``; the FLOP counts follow
     it however it changes (``load_state_dict``, in-place edits, a new tensor). ``padding`` may be
@@ -61,18 +62,17 @@ class HasteConv2d(nn.Conv2d):
     kernel_size: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
-    _pending_sums: torch.Tensor | None  # [sum of buckets, sum of buckets x outputs], not yet read
 
     def __init__(
         self,
         *args,
-        num_hyperplanes: int = 14,
-        sparsity: float = 2 / 3,
-        patch_size: int = 3,
+        num_hyperplanes: int = DEFAULT_NUM_HYPERPLANES,
+        sparsity: float = DEFAULTS.sparsity,
+        patch_size: int = DEFAULTS.patch_size,
         seed: int = 0,
-        projection: str = "ternary",
-        centre: bool = True,
-        grouping: str = "lsh",
+        projection: str = DEFAULTS.projection,
+        centre: bool = DEFAULTS.centre,
+        grouping: Any = DEFAULTS.grouping,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -86,18 +86,19 @@ class HasteConv2d(nn.Conv2d):
         self.execution = "gemm"
         self.merge = True
         self.record_patches = False
-        self.reset_stats()
-        self._cost_cache: dict = {}  # constants by (input size, patch size), for the hyperplanes below
-        self._cost_planes: tuple | None = None  # (hyperplanes, version, snapshot) they were made from
+        self._cost = CostRecorder(
+            self.in_channels, self.out_channels, self.kernel_size[0] * self.kernel_size[1]
+        )
+        self._cost_planes: tuple | None = None  # (hyperplanes, version, snapshot) of the cost constants
         self.register_buffer("hyperplanes", self._draw().to(self.weight.device))  # drawn on the CPU
 
     @classmethod
     def from_conv(
         cls,
         conv: nn.Conv2d,
-        num_hyperplanes: int = 14,
-        sparsity: float = 2 / 3,
-        patch_size: int = 3,
+        num_hyperplanes: int = DEFAULT_NUM_HYPERPLANES,
+        sparsity: float = DEFAULTS.sparsity,
+        patch_size: int = DEFAULTS.patch_size,
         seed: int = 0,
         **options,
     ) -> HasteConv2d:
@@ -187,16 +188,14 @@ class HasteConv2d(nn.Conv2d):
 
     def _set_grouping(self, value) -> None:
         value = check_grouping(value)
-        if value != "lsh" and getattr(self, "_execution", "gemm") == "compressed":
+        if value == "random" and getattr(self, "_execution", "gemm") == "compressed":
             raise ValueError(f"grouping={value!r} runs on the gemm path only, and execution is 'compressed'")
         self._grouping = value
 
     def _set_execution(self, value) -> None:
         value = check_execution(value)
-        if value == "compressed" and self._grouping != "lsh":
-            raise ValueError(
-                f"execution='compressed' runs LSH grouping only, and grouping is {self._grouping!r}"
-            )
+        if value == "compressed" and self._grouping == "random":
+            raise ValueError("execution='compressed' does not run grouping='random', and the layer has it")
         self._execution = value
 
     grouping = property(lambda self: self._grouping, _set_grouping)
@@ -239,43 +238,14 @@ class HasteConv2d(nn.Conv2d):
         return self._haste_forward(x)
 
     def _haste_forward(self, x: torch.Tensor) -> torch.Tensor:
+        arguments = (self.stride, self.padding, self.hyperplanes, self._patch_size, self.centre)
+        grouping = {"grouping": self.grouping, "seed": self._seed}
         if self.execution == "gemm":
-            out, num_buckets = haste_conv2d(
-                x,
-                self.weight,
-                self.bias,
-                self.stride,
-                self.padding,
-                self.hyperplanes,
-                self._patch_size,
-                self.centre,
-                self._random_ranks(x),
-            )
+            out, num_buckets = haste_conv2d(x, self.weight, self.bias, *arguments, **grouping)
         else:
-            out, num_buckets = haste_conv2d_compressed(
-                x,
-                self.weight,
-                self.bias,
-                self.stride,
-                self.padding,
-                self.hyperplanes,
-                self._patch_size,
-                self.centre,
-            )
+            out, num_buckets = haste_conv2d_compressed(x, self.weight, self.bias, *arguments, **grouping)
         self._record(x.shape, num_buckets)
         return out
-
-    def _random_ranks(self, x: torch.Tensor) -> torch.Tensor | None:
-        """For ``grouping="random"``: a fixed random rank of every channel in every tile."""
-        if self.grouping == "lsh":
-            return None
-        tiling = Tiling(
-            (x.shape[-2], x.shape[-1]), self.kernel_size, self.stride, self.padding, self._patch_size
-        )
-        tiles = tiling.tiles[0] * tiling.tiles[1]
-        generator = torch.Generator().manual_seed(self._seed + 1_000_003)
-        keys = torch.rand(tiles, self.in_channels, generator=generator)
-        return keys.argsort(1).argsort(1).to(x.device)
 
     def extra_repr(self) -> str:
         return (
@@ -284,22 +254,7 @@ class HasteConv2d(nn.Conv2d):
             f"merge={self.merge}"
         )
 
-    # --- accounting: counts only; the FLOPs are haste.flops' cost model of them ------------------
-    def _tile_constants(self, in_size: tuple[int, int]) -> dict:
-        """Per-tile valid outputs, window pixels and hyperplane nonzeros for an input size."""
-        if self._hyperplanes_changed():
-            self._cost_cache.clear()
-        key = (in_size, self._patch_size)
-        if key not in self._cost_cache:
-            tiling = Tiling(in_size, self.kernel_size, self.stride, self.padding, self._patch_size)
-            nonzeros = (self.hyperplanes != 0).sum(1).view(*tiling.window).cpu()
-            constants = tile_constants(tiling, nonzeros)
-            self._cost_cache[key] = {
-                **constants,
-                **{f"{name}_sum": int(value.sum()) for name, value in constants.items()},
-            }
-        return self._cost_cache[key]
-
+    # --- accounting: haste.cost's recorder counts what ran; its cost model turns counts into FLOPs --
     def _hyperplanes_changed(self) -> bool:
         """Whether the hyperplanes differ from those the cost constants were made from (and note them).
 
@@ -312,7 +267,7 @@ class HasteConv2d(nn.Conv2d):
         kept = self._cost_planes
         on_cpu = planes.device.type == "cpu"
         if kept is not None and kept[0] is planes and kept[1] == version:
-            if not on_cpu or _same_bits(kept[2], planes.detach()):
+            if not on_cpu or same_bits(kept[2], planes.detach()):
                 return False
         snapshot = planes.detach().clone(memory_format=torch.contiguous_format) if on_cpu else None
         self._cost_planes = (planes, version, snapshot)
@@ -322,44 +277,18 @@ class HasteConv2d(nn.Conv2d):
     # and recompile the layer on every call.
     @torch.compiler.disable
     def _record(self, shape: torch.Size, num_buckets: torch.Tensor) -> None:
-        n = shape[0]
-        constants = self._tile_constants((shape[2], shape[3]))
-        stats = self._stats
-        stats.images += n
-        stats.patches += num_buckets.numel()
-        stats.outputs += n * constants["outputs_sum"]
-        stats.pixels += n * constants["pixels_sum"]
-        stats.nonzeros += n * constants["nonzeros_sum"]
-        # The two sums over the bucket counts stay on the counts' device until the statistics are
-        # read: reading them here made every layer wait for the GPU to finish (a host sync per layer).
-        key = ("outputs", num_buckets.device)
-        if key not in constants:
-            constants[key] = constants["outputs"].to(num_buckets.device)
-        sums = torch.stack([num_buckets.sum(), (num_buckets * constants[key]).sum()])
-        if self._pending_sums is not None and self._pending_sums.device != sums.device:
-            self._fold_pending_sums()  # the layer moved to another device
-        self._pending_sums = sums if self._pending_sums is None else self._pending_sums + sums
-        if self.record_patches:
-            stats.kept_fraction.append(num_buckets.cpu().float() / shape[1])
-
-    def _fold_pending_sums(self) -> None:
-        if self._pending_sums is None:
-            return
-        buckets, buckets_times_outputs = self._pending_sums.tolist()
-        self._pending_sums = None
-        self._stats.buckets += int(buckets)
-        self._stats.buckets_times_outputs += int(buckets_times_outputs)
+        if self._hyperplanes_changed():
+            self._cost.forget_tiles()
+        tiling = Tiling((shape[2], shape[3]), self.kernel_size, self.stride, self.padding, self._patch_size)
+        self._cost.record(tiling, self.hyperplanes, num_buckets, self.record_patches)
 
     @property
     def stats(self) -> LayerStats:
         """Counts and FLOPs since the last reset (reading them waits for the layer's queued GPU work)."""
-        self._fold_pending_sums()
-        return self._stats
+        return self._cost.stats
 
     def reset_stats(self) -> None:
-        area = self.kernel_size[0] * self.kernel_size[1]
-        self._stats = LayerStats(self.in_channels, self.out_channels, area)
-        self._pending_sums = None
+        self._cost.reset()
 
 
 def _autocast_applies(x: torch.Tensor) -> bool:

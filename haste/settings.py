@@ -11,17 +11,19 @@ import numbers
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
 MAX_HYPERPLANES = 53  # codes are exact integers in float64
+DEFAULT_NUM_HYPERPLANES = 14  # L, when none is given
 PROJECTIONS = ("ternary", "gaussian")
 GROUPINGS = ("lsh", "random")  # "random": control, LSH's bucket count per patch, random groups
 EXECUTIONS = ("gemm", "compressed")
 _RENAMED_EXECUTIONS = {"eval": "gemm"}  # old name -> new name (deprecated)
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -37,7 +39,7 @@ def check_flag(name: str, value) -> bool:
 
 
 def check_num_hyperplanes(value) -> int:
-    if not _is_int(value) or not 1 <= value <= MAX_HYPERPLANES:
+    if not is_int(value) or not 1 <= value <= MAX_HYPERPLANES:
         raise ValueError(f"num_hyperplanes must be an integer in [1, {MAX_HYPERPLANES}], not {value!r}")
     return int(value)
 
@@ -49,13 +51,13 @@ def check_sparsity(value) -> float:
 
 
 def check_patch_size(value) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"patch_size must be an integer >= 1, not {value!r}")
     return int(value)
 
 
 def check_seed(value) -> int:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"seed must be an integer >= 0, not {value!r}")
     return int(value)
 
@@ -70,7 +72,10 @@ def check_centre(value) -> bool:
     return check_flag("centre", value)
 
 
-def check_grouping(value) -> str:
+def check_grouping(value) -> Any:
+    """A built-in grouping's name, or a grouping scheme of your own (a :class:`haste.grouping.Grouping`)."""
+    if callable(getattr(value, "group", None)) and not isinstance(value, str):
+        return value
     if value not in GROUPINGS or not isinstance(value, str):
         raise ValueError(f"grouping must be one of {list(GROUPINGS)}, not {value!r}")
     return value
@@ -78,11 +83,11 @@ def check_grouping(value) -> str:
 
 def check_skip(value) -> int | tuple[str, ...]:
     """A count of leading convs (``int >= 0``) or layer names / glob patterns (a string or several)."""
-    if _is_int(value) and value >= 0:
+    if is_int(value) and value >= 0:
         return int(value)
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, Iterable) and not _is_int(value):
+    if isinstance(value, Iterable) and not is_int(value):
         names = tuple(value)
         if all(isinstance(name, str) for name in names):
             return names
@@ -112,8 +117,9 @@ class HasteSettings:
 
     ``sparsity``: fraction of zero hyperplane entries (ternary projections). ``patch_size``: output
     tile side P. ``projection``: ``"ternary"`` or ``"gaussian"`` (dense, an ablation). ``centre``:
-    subtract the per-pixel channel mean before hashing. ``grouping``: ``"lsh"``, or ``"random"`` (a
-    control: LSH's bucket count per patch, random groups). ``skip``: leading convs left dense (the
+    subtract the per-pixel channel mean before hashing. ``grouping``: ``"lsh"``, ``"random"`` (a
+    control: LSH's bucket count per patch, random groups) or a :class:`haste.grouping.Grouping`
+    (``docs/extending.md``). ``skip``: leading convs left dense (the
     stem by default, as in the paper), or their names / glob patterns. ``include_pointwise``: also
     convert 1x1 convs. Invalid values are refused here, when the settings are made.
     """
@@ -122,7 +128,7 @@ class HasteSettings:
     patch_size: int = 3
     projection: str = "ternary"
     centre: bool = True
-    grouping: str = "lsh"
+    grouping: Any = "lsh"  # a name, or a haste.grouping.Grouping (which imports this module)
     skip: int | tuple[str, ...] = 1
     include_pointwise: bool = False
 
@@ -145,3 +151,4 @@ CHECKS = {
     "include_pointwise": check_include_pointwise,
 }
 LAYER_SETTINGS = ("sparsity", "patch_size", "projection", "centre", "grouping")
+DEFAULTS = HasteSettings()  # the paper's settings, every default of a layer and a conversion

@@ -3,7 +3,7 @@
 Both execution paths multiply by the weight in another layout than ``nn.Conv2d`` stores it (the
 GEMM matrix of the GEMM path, the filter table of the compressed path's kernel). Rebuilt on every
 call, the GEMM matrix made the GEMM path take 4.46x the dense time on a CIFAR-10 ResNet34 at batch 1
-on a 2-core CPU; kept, 1.45x (``results/speed/models.csv`` and its predecessor at 5c1f961).
+on a 2-core CPU; kept, 1.45x (``results/speed/models.csv``).
 
 A kept copy is used only while the weight is bit for bit the one it was built from. Version
 counters cannot tell: ``weight.data.mul_(...)`` and ``weight.data.copy_(...)`` (EMA updates, pruning,
@@ -47,7 +47,7 @@ def rearranged(weight: torch.Tensor, name: str, build: Callable[[torch.Tensor], 
     layout = (weight.dtype, weight.shape, settings)
     slot = (id(weight), name)
     kept = _COPIES.get(slot)
-    if kept is not None and kept[0]() is weight and kept[1] == layout and _same_bits(kept[2], values):
+    if kept is not None and kept[0]() is weight and kept[1] == layout and same_bits(kept[2], values):
         return kept[3]
     copy = build(values)
     snapshot = values.clone(memory_format=torch.contiguous_format)
@@ -68,7 +68,7 @@ def _memcmp():
 _MEMCMP = _memcmp()
 
 
-def _same_bits(snapshot: torch.Tensor, values: torch.Tensor) -> bool:
+def same_bits(snapshot: torch.Tensor, values: torch.Tensor) -> bool:
     """Bitwise equality (``torch.equal`` on floats would take -0.0 for 0.0 and never match a NaN)."""
     if _MEMCMP is not None and values.is_contiguous() and snapshot.is_contiguous():
         size = values.numel() * values.element_size()

@@ -3,7 +3,8 @@ compute the same numbers: prints one SHA-256 per case as JSON.
 
 Run against the haste on ``PYTHONPATH`` (a checkout of another commit: ``scripts/restamp_rows.py``
 does that), so it uses only what every version of the package has had: ``haste.convert`` with
-keyword settings, ``haste.evaluate``, ``haste.models.load`` and ``haste.data``'s CIFAR-10 loader.
+keyword settings, ``haste.evaluate``, the zoo's ``load`` and its CIFAR-10 loader (``haste.zoo`` and
+``haste.zoo.data``; ``haste.models`` and ``haste.data`` in versions before the zoo had its package).
 Each case is the SHA-256 of the logits on the first test images and the evaluation's accuracy and
 FLOP counts; a case a version cannot run (a setting it lacks) prints as ``"n/a: <reason>"``.
 
@@ -33,6 +34,9 @@ CASES = {  # the settings every committed row uses (each with the others at the 
     "include_pointwise": {"include_pointwise": True},
     "grouping=random": {"grouping": "random"},
 }
+# the targets (FLOPs reductions, %) of the committed baseline rows, each compressed by every method
+BASELINE_TARGETS = (10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0)
+BASELINE_MODELS = ("cifar10/resnet34", "cifar10/vgg19_bn")
 # the cases each model's committed rows need; every other model: "default"
 MODEL_CASES = {
     "cifar10/resnet34": list(CASES),
@@ -48,12 +52,19 @@ def digest(logits: torch.Tensor, result) -> dict:
     return {"logits": logits_sha, **counts}
 
 
-def batches_of(root: str, images: int):
-    data = importlib.import_module("haste.data")
-    from haste.models import CIFAR10_MEAN, CIFAR10_STD
+def zoo_module(name: str):
+    """``haste.zoo`` (``name`` ""), ``haste.zoo.data`` ("data"), or where older versions kept them:
+    ``haste.models``, ``haste.data``."""
+    try:
+        return importlib.import_module("haste.zoo" + (f".{name}" if name else ""))
+    except ModuleNotFoundError:
+        return importlib.import_module(f"haste.{name or 'models'}")
 
+
+def batches_of(root: str, images: int):
+    data, models = zoo_module("data"), zoo_module("")
     pixels, labels = data.load_cifar10(root, "test")
-    return data.TensorBatches(pixels[:images], labels[:images], 32, CIFAR10_MEAN, CIFAR10_STD)
+    return data.TensorBatches(pixels[:images], labels[:images], 32, models.CIFAR10_MEAN, models.CIFAR10_STD)
 
 
 def run_case(model, batches, num_hyperplanes=None, seed=0, **settings) -> dict:
@@ -66,11 +77,38 @@ def run_case(model, batches, num_hyperplanes=None, seed=0, **settings) -> dict:
     return digest(logits, haste.evaluate(network, batches, progress=False))
 
 
+def baseline_cases(models_loaded: dict, batches) -> dict:
+    """Every method of ``haste.baselines`` at every committed target on the paper's two CIFAR-10
+    models: the compressed model's logits, accuracy, the FLOPs the method reports and its per-layer
+    ratio, where this version has the package."""
+    try:
+        from haste.baselines import METHODS
+    except ImportError as error:
+        return {"baselines": f"n/a: {type(error).__name__}"}
+    out = {}
+    for name in BASELINE_MODELS:
+        if name not in models_loaded:
+            continue
+        for method, compress in METHODS.items():
+            for target in BASELINE_TARGETS:
+                compressed, record = compress(models_loaded[name], target, (3, 32, 32))
+                compressed.eval()
+                logits = torch.cat([compressed(images) for images, _ in batches])
+                labels = torch.cat([labels for _, labels in batches])
+                sha = hashlib.sha256(logits.detach().float().contiguous().numpy().tobytes()).hexdigest()
+                out[f"{name} baseline {method} {target:g}%"] = {
+                    "logits": sha,
+                    "correct": int((logits.argmax(1) == labels).sum()),
+                    "flops": int(record.flops),
+                    "ratio": float(record.ratio),
+                }
+    return out
+
+
 def imagenet_cases(root: str) -> dict:
     """The imported Keras ResNet-50 on the first ImageNet images, dense and at ImageNet's settings
     (sparsity 1/2, L = 28), through the runners' own loader, where this version has both."""
-    from haste import models
-
+    models = zoo_module("")
     name = "imagenet/resnet50-keras"
     try:
         experiments = importlib.import_module("haste.repro.experiments")
@@ -95,11 +133,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)  # rounding in the GEMMs depends on the thread count
     import haste
-    from haste import models
 
+    models = zoo_module("")
     batches = batches_of(args.data, args.images)
     out = {"images": hashlib.sha256(b"".join(x.numpy().tobytes() for x, _ in batches)).hexdigest()}
     names = [name for name in models.MODELS if name.startswith("cifar10/")]
+    loaded = {}
     for name in names:
         try:
             model, info = models.load(name)
@@ -107,6 +146,7 @@ def main() -> None:
             out[f"{name} dense"] = f"n/a: {type(error).__name__}"
             continue
         model.eval()
+        loaded[name] = model
         with torch.no_grad():
             out[f"{name} weights"] = info.sha256
             out[f"{name} dense"] = run_case(model, batches)
@@ -118,6 +158,8 @@ def main() -> None:
                         out[key] = run_case(model, batches, 14, seed, **settings)
                     except (TypeError, ValueError) as error:
                         out[key] = f"n/a: {type(error).__name__}: {str(error).splitlines()[0][:80]}"
+    with torch.no_grad():
+        out.update(baseline_cases(loaded, batches))
     out.update(imagenet_cases(args.imagenet))
     out["haste"] = haste.__file__
     json.dump(out, sys.stdout, indent=1, sort_keys=True)

@@ -4,8 +4,9 @@ compute the same numbers as today's, and record what was shown in ``results/code
 For each commit that computed rows not stamped with today's fingerprint, ``numeric_battery.py`` runs
 in a checkout of that commit and on today's code (one thread, the same images). A row is re-stamped
 when every battery case it depends on (the images, its model's dense logits, and for a HASTE row
-the case of its settings) is bit-identical; a row whose case differs or does not exist (another
-method, another dataset) keeps its old fingerprint, is listed, and must be measured again.
+the case of its settings; for a baseline row, its method at its target) is bit-identical; a row whose
+case differs or does not exist (another method, another dataset) keeps its old fingerprint, is
+listed, and must be measured again.
 
     python scripts/restamp_rows.py [--dry-run] [--data CIFAR10]
 """
@@ -28,13 +29,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from numeric_battery import CASES  # noqa: E402
 
-from haste.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402
+from haste.repro import baselines as baseline_runner  # noqa: E402
 from haste.repro.experiments import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
 from haste.repro.provenance import code_fingerprint, git_commit  # noqa: E402
 from haste.repro.verify import MEASUREMENT_CSVS  # noqa: E402
 from haste.settings import HasteSettings  # noqa: E402
+from haste.zoo.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402
 
 CHECKS = ROOT / "results" / "code_checks.csv"
+BASELINES_CSV = "baselines.csv"  # its rows carry the fingerprint extended by the baselines' code
 IMAGENET = str((ROOT / ".." / "shared" / "data" / "imagenet-val-1300").resolve())
 DEFAULTS = asdict(HasteSettings())  # the paper's settings, which a battery case varies one at a time
 SETTINGS = list(DEFAULTS)
@@ -127,6 +130,32 @@ def needed_cases(row: pd.Series) -> list[str] | None:
     return None if case is None else cases + [f"{row['model']} L=14 seed=0 {case}"]
 
 
+def baseline_cases(row: pd.Series, current: dict) -> list[str] | None:
+    """The battery cases a row of ``baselines.csv`` depends on, or None where none shows it: a static
+    method's row also needs the FLOPs it records to be the battery's count of that compression, and
+    its drop and reduction to follow from its own numbers (the runner's arithmetic)."""
+    model, method = row["model"], row["method"]
+    cases = ["images", f"{model} dense"]
+    if method == "dense":
+        return cases
+    if method in baseline_runner.HASTE_METHODS:  # timed at an L of the sweep summary, by default settings
+        return cases + [f"{model} L=14 seed=0 default"]
+    case = f"{model} baseline {method} {float(row['target']):g}%"
+    if method not in baseline_runner.STATIC_METHODS or not isinstance(current.get(case), dict):
+        return None
+    reduction = 100.0 * (1 - float(row["flops"]) / float(row["flops_dense"]))
+    if int(row["flops"]) != current[case]["flops"] or abs(reduction - float(row["flops_reduction"])) > 1e-3:
+        return None
+    return cases + [case]
+
+
+def baseline_rows_consistent(table: pd.DataFrame) -> pd.Series:
+    """Whether each row's drop is its model's dense accuracy minus its own (6 significant digits)."""
+    dense = table[table["method"] == "dense"].set_index("weights_sha256")["accuracy"]
+    expected = table["weights_sha256"].map(dense) - table["accuracy"]
+    return (expected - table["accuracy_drop"]).abs().le(1e-3) | table["accuracy"].isna()
+
+
 FULL_SPLIT = {"cifar10": 10_000, "imagenet": 1_300}
 
 
@@ -135,13 +164,13 @@ def data_identity(row: pd.Series, data: str, known: dict) -> str | None:
     a whole split is the split (the battery's first images agree, the files are fixed); a subset is
     the one today's seeded subset draws only if the shipped model's dense accuracy on it equals the
     row's dense row (checked once per model and image count)."""
-    from haste import models
-    from haste.data import data_fingerprint
+    from haste import zoo
     from haste.evaluate import evaluate
     from haste.repro.experiments import evaluation_batches
+    from haste.zoo.data import data_fingerprint
 
     images, name = int(row["images"]), row["model"]
-    dataset = models.spec(name).dataset
+    dataset = zoo.spec(name).dataset
     full = images == FULL_SPLIT[dataset]
     key = (dataset, images) if full else (name, row["weights_sha256"], images)
     if key not in known:
@@ -149,7 +178,7 @@ def data_identity(row: pd.Series, data: str, known: dict) -> str | None:
         batches = evaluation_batches(name, root, None if full else images, batch_size=32, resize=None)
         known[key] = data_fingerprint(batches)
         if not full:
-            model, info = models.load(name, download=False)
+            model, info = zoo.load(name, download=False)
             dense = row.get("_dense_accuracy")
             same_model = info.sha256 == row["weights_sha256"]
             if not same_model or dense is None or abs(evaluate(model, batches).accuracy - dense) > 1e-4:
@@ -163,9 +192,15 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="compare and report; write nothing")
     args = parser.parse_args()
     today = code_fingerprint()
+    fingerprints = {name: today for name in MEASUREMENT_CSVS}
     tables = {name: read_rows(ROOT / "results" / name) for name in MEASUREMENT_CSVS}
+    if (ROOT / "results" / BASELINES_CSV).is_file():
+        fingerprints[BASELINES_CSV] = baseline_runner.code_fingerprint_with_baselines()
+        tables[BASELINES_CSV] = baseline_runner.read_rows(ROOT / "results" / BASELINES_CSV)
     stale = {
-        name: table[table["code_fingerprint"].fillna("") != today] if "code_fingerprint" in table else table
+        name: table[table["code_fingerprint"].fillna("") != fingerprints[name]]
+        if "code_fingerprint" in table
+        else table
         for name, table in tables.items()
     }
     commits = sorted({c for table in stale.values() for c in table["commit"].dropna()})
@@ -180,10 +215,14 @@ def main() -> int:
         restamped, kept = 0, []
         for name, table in stale.items():
             rows = table[table["commit"] == commit]
+            consistent = baseline_rows_consistent(tables[name]) if name == BASELINES_CSV else None
             for index, row in rows.iterrows():
-                cases = needed_cases(row)
+                if name == BASELINES_CSV:
+                    cases = baseline_cases(row, current) if consistent[index] else None
+                else:
+                    cases = needed_cases(row)
                 if cases is not None and all(case in equal for case in cases):
-                    tables[name].loc[index, "code_fingerprint"] = today
+                    tables[name].loc[index, "code_fingerprint"] = fingerprints[name]
                     restamped += 1
                 else:
                     kept.append(f"{name}:{index}")
@@ -214,6 +253,9 @@ def main() -> int:
         return 0
     known: dict = {}
     for name, table in tables.items():
+        if name == BASELINES_CSV:  # as the runner writes it; its rows record their data and run
+            atomic_write_csv(table, ROOT / "results" / name, float_format="%.6g")
+            continue
         extra = [c for c in table.columns if c not in RESULT_COLUMNS]
         table = table.reindex(columns=RESULT_COLUMNS + extra)
         table = table.astype({"data_sha256": object, "device": object})

@@ -13,7 +13,7 @@ OUT_DIR=$(realpath -m "$2")
 MODELS=${3:-"resnet18 resnet34 vgg11_bn vgg13_bn vgg16_bn vgg19_bn"}
 mkdir -p "$OUT_DIR"
 # decode the JPEGs once, into $HASTE_CACHE; the runs then load the cached tensors
-python -c "import sys; from haste.data import load_cifar10 as load; [load(sys.argv[1], s) for s in ('train', 'test')]" "$DATA"
+python -c "import sys; from haste.zoo.data import load_cifar10 as load; [load(sys.argv[1], s) for s in ('train', 'test')]" "$DATA"
 pids=()
 for arch in $MODELS; do
   python -m haste train --model "cifar10/$arch" --data "$DATA" --out "$OUT_DIR/cifar10-$arch" \

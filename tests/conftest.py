@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from haste.data import CHECKOUT_CIFAR10, cifar10_root  # noqa: E402
+from haste.zoo.data import CHECKOUT_CIFAR10, cifar10_root  # noqa: E402
 
 
 def _real_cifar10() -> Path:

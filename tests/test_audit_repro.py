@@ -4,6 +4,7 @@ second audit): each test fails on the code before its fix."""
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_cli import run_failing
@@ -124,7 +125,7 @@ def test_a_training_log_write_that_fails_part_way_leaves_the_earlier_log(tmp_pat
 def test_concurrent_writers_of_one_file_never_share_a_temporary_file(tmp_path):
     import threading
 
-    from haste.files import atomic_write_text
+    from haste.zoo.files import atomic_write_text
 
     path, errors = tmp_path / "summary.csv", []
     texts = [str(i) * 4_000_000 for i in range(4)]
@@ -151,10 +152,10 @@ def test_concurrent_writers_of_one_file_never_share_a_temporary_file(tmp_path):
 
 @pytest.fixture
 def tiny_weights(tmp_path):
-    from haste import models
+    from haste import zoo
 
     weights = tmp_path / "resnet18.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     return str(weights)
 
 
@@ -227,9 +228,9 @@ def test_sweep_models_keeps_the_rows_of_models_it_did_not_run(tmp_path, tiny_wei
 
 
 def models_sha(path) -> str:
-    from haste import models
+    from haste import zoo
 
-    return models.sha256_file(path)
+    return zoo.sha256_file(path)
 
 
 # --- 8: extraction is bounded, leftovers of crashed runs are removed, plain HTTP is warned about ---
@@ -238,7 +239,7 @@ def models_sha(path) -> str:
 def small_zoo(path: Path, size: int = 4000) -> Path:
     import zipfile
 
-    from haste.models.paper_weights import PAPER_ARCHITECTURES
+    from haste.zoo.paper_weights import PAPER_ARCHITECTURES
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for arch in PAPER_ARCHITECTURES:
@@ -247,7 +248,7 @@ def small_zoo(path: Path, size: int = 4000) -> Path:
 
 
 def test_a_member_declaring_more_than_any_checkpoint_is_not_unpacked(tmp_path, monkeypatch, capsys):
-    from haste import download
+    from haste.zoo import download
 
     monkeypatch.setattr(download, "MAX_MEMBER_BYTES", 100_000)  # the zoo's largest, scaled down
     archive = small_zoo(tmp_path / "state_dicts.zip", size=3_000_000)  # deflates to a few kB
@@ -279,7 +280,7 @@ def test_leftovers_of_killed_writers_are_removed_on_the_next_run(tmp_path):
     import socket
     import time
 
-    from haste.files import atomic_write_text
+    from haste.zoo.files import atomic_write_text
 
     host, dead = socket.gethostname(), dead_pid()
     path = tmp_path / "cifar10_sweep.csv"
@@ -305,7 +306,7 @@ def test_folders_of_killed_extractions_are_removed_on_the_next_run(tmp_path):
     import socket
     import time
 
-    from haste.download import extract_paper_weights
+    from haste.zoo.download import extract_paper_weights
 
     host, dead = socket.gethostname(), dead_pid()
     stale = [tmp_path / f".paper.partial-{host}-{dead}-k3j2h1", tmp_path / ".paper.partial-q8w7e6"]
@@ -326,8 +327,8 @@ def test_plain_http_sources_are_warned_about_and_the_manifest_says_what_is_trust
     import csv
     import shutil
 
-    from haste import download
-    from haste.models.paper_weights import PAPER_ARCHITECTURES
+    from haste.zoo import download
+    from haste.zoo.paper_weights import PAPER_ARCHITECTURES
 
     archive = small_zoo(tmp_path / "zoo.zip")
     fetched = []
@@ -361,8 +362,8 @@ def reference_predictions(model, root: Path) -> dict[str, tuple[int, int]]:
     import numpy as np
     from PIL import Image
 
-    from haste.data import CIFAR10_CLASSES
-    from haste.models import CIFAR10_MEAN, CIFAR10_STD
+    from haste.zoo import CIFAR10_MEAN, CIFAR10_STD
+    from haste.zoo.data import CIFAR10_CLASSES
 
     mean, std = torch.tensor(CIFAR10_MEAN).view(3, 1, 1), torch.tensor(CIFAR10_STD).view(3, 1, 1)
     found = {}
@@ -386,9 +387,9 @@ def test_relabelled_data_is_measured_again_not_taken_from_the_cache(tmp_path, mo
     import shutil
     from itertools import combinations
 
-    from haste import models
-    from haste.data import CIFAR10_CLASSES
+    from haste import zoo
     from haste.repro import experiments
+    from haste.zoo.data import CIFAR10_CLASSES
 
     root = make_tree(tmp_path / "cifar", per_class=2)
     for index, name in enumerate(CIFAR10_CLASSES[:5]):  # unequal classes: a swap can move accuracy
@@ -396,7 +397,7 @@ def test_relabelled_data_is_measured_again_not_taken_from_the_cache(tmp_path, mo
             shutil.copy(root / "test" / name / "0000.png", root / "test" / name / f"extra{extra}.png")
     for path in (root / "test").rglob("*.png"):  # the same size and time everywhere: only contents differ
         os.utime(path, ns=(10**18, 10**18))
-    model = models.build("cifar10/resnet18")
+    model = zoo.build("cifar10/resnet18")
     weights = tmp_path / "w.pt"
     torch.save(model.state_dict(), weights)
     predictions = reference_predictions(model, root)
@@ -430,7 +431,7 @@ def test_an_imagenet_folder_is_known_by_its_files_contents(tmp_path, monkeypatch
 
     from PIL import Image
 
-    from haste.data import ImageNetVal, imagenet_val_samples
+    from haste.zoo.data import ImageNetVal, imagenet_val_samples
 
     for index, wnid in enumerate(["n01440764", "n01443537"]):
         (tmp_path / "val" / wnid).mkdir(parents=True)
@@ -466,7 +467,7 @@ def test_an_imagenet_folder_is_known_by_its_files_contents(tmp_path, monkeypatch
     ],
 )
 def test_bad_counts_of_cifar10_batches_are_refused_in_one_line(options, message, tmp_path):
-    from haste.data import cifar10_batches
+    from haste.zoo.data import cifar10_batches
 
     root = make_tree(tmp_path / "cifar", per_class=1)
     with pytest.raises(ValueError) as error:
@@ -475,7 +476,7 @@ def test_bad_counts_of_cifar10_batches_are_refused_in_one_line(options, message,
 
 
 def test_bad_counts_of_imagenet_batches_and_subsets_are_refused(tmp_path):
-    from haste.data import imagenet_val_loader, seeded_subset
+    from haste.zoo.data import imagenet_val_loader, seeded_subset
 
     for options, message in [
         ({"batch_size": 0}, "batch_size must be an integer >= 1, not 0"),
@@ -548,6 +549,12 @@ def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_recor
     assert experiments.reusable_rows(gpu.assign(device="cpu"), "cifar10/resnet18", sha, 10, run=run) == {}
     other_data = run | {"data_sha256": "0" * 64}
     assert experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=other_data) == {}
+    # rows written before the thread count was recorded: CPU rows, for a CPU run of their batch size
+    unrecorded = committed.assign(device=np.nan, threads=np.nan)
+    cpu_run = run | {"device": "cpu", "threads": 2}
+    assert (4, 0) in experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run)
+    for other in ({"batch_size": 4}, {"device": "cuda"}, {"data_sha256": "0" * 64}):
+        assert experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run | other) == {}
 
 
 # --- 12: misuse of the command line and of downloads: one line where it happens, or it works ------
@@ -582,11 +589,11 @@ def test_a_seed_too_large_for_the_layers_generators_is_refused_before_any_evalua
 
 
 def test_train_into_a_folder_with_a_foreign_last_pt_is_refused_before_training(tmp_path, capsys, monkeypatch):
-    from haste import models
+    from haste import zoo
 
     root = make_tree(tmp_path / "cifar", per_class=1)
     (tmp_path / "run").mkdir()
-    torch.save(models.build("cifar10/resnet18").state_dict(), tmp_path / "run" / "last.pt")
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), tmp_path / "run" / "last.pt")
     monkeypatch.setattr(
         training, "load_cifar10", lambda *a, **k: pytest.fail("the run was not checked first")
     )
@@ -600,7 +607,7 @@ def pickled_zoo(path: Path, marker: Path) -> Path:
     import io
     import zipfile
 
-    from haste.models.paper_weights import PAPER_ARCHITECTURES
+    from haste.zoo.paper_weights import PAPER_ARCHITECTURES
 
     buffer = io.BytesIO()
     torch.save({"conv1.weight": Payload(marker)}, buffer)
@@ -623,7 +630,7 @@ def test_two_concurrent_downloads_both_end_with_the_complete_download(tmp_path, 
     import threading
     import time
 
-    from haste import download
+    from haste.zoo import download
 
     archive = small_zoo(tmp_path / "zoo.zip")
     monkeypatch.setattr(download, "check_loads", lambda name, path: time.sleep(0.05))  # both unpacking

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from haste import models
+from haste import zoo
 from haste.baselines import METHODS, lowrank, magnitude, merging
 from haste.baselines.flops import fvcore_flops, module_calls, module_flops
 from haste.baselines.structure import factorisable_convs, prunable_chains
-from haste.models.cifar import CifarVGG
 from haste.repro import baselines as runner
+from haste.zoo.cifar import CifarVGG
 
 VGG_INPUT = (3, 8, 12)
 
@@ -216,7 +216,7 @@ def test_an_unreachable_target_is_refused():
 
 
 def test_the_structure_of_the_papers_cifar10_models():
-    resnet = models.build("cifar10/resnet34")
+    resnet = zoo.build("cifar10/resnet34")
     chains = prunable_chains(resnet)
     blocks = [
         f"layer{stage}.{index}" for stage, count in zip(range(1, 5), [3, 4, 6, 3]) for index in range(count)
@@ -226,7 +226,7 @@ def test_the_structure_of_the_papers_cifar10_models():
     ]
     convs = factorisable_convs(resnet)
     assert "conv1" not in convs and len(convs) == 2 * 16 + 3  # two per block and 3 shortcut convs
-    vgg = models.build("cifar10/vgg19_bn")
+    vgg = zoo.build("cifar10/vgg19_bn")
     chains = prunable_chains(vgg)
     assert len(chains) == 16 and chains[-1].consumer == "classifier.0" and "avgpool" in chains[-1].between
     assert all(chains[i].consumer == chains[i + 1].producer for i in range(15))
@@ -364,9 +364,9 @@ def test_the_runner_measures_counts_and_times_every_method(monkeypatch):
     """End to end on 8 random images and a small random ResNet: the rows' FLOPs are fvcore's count of
     the method's model, every drop is against the dense row, and HASTE is timed at the L of the
     summary nearest the target."""
-    from haste.data import TensorBatches
-    from haste.models import CIFAR10_MEAN, CIFAR10_STD
-    from haste.models.weights import WeightsInfo
+    from haste.zoo import CIFAR10_MEAN, CIFAR10_STD
+    from haste.zoo.data import TensorBatches
+    from haste.zoo.weights import WeightsInfo
 
     generator = torch.Generator().manual_seed(6)
     images = torch.randint(0, 256, (8, 3, 32, 32), generator=generator, dtype=torch.uint8)
@@ -386,7 +386,7 @@ def test_the_runner_measures_counts_and_times_every_method(monkeypatch):
     )
     toy = toy_resnet()
     monkeypatch.setattr(
-        runner.models,
+        runner.zoo,
         "load",
         lambda *args, **kwargs: (copy.deepcopy(toy), WeightsInfo("", "", "", "random init")),
     )
@@ -446,3 +446,60 @@ def test_the_figure_draws_every_method_beside_both_readings_of_haste():
     assert (0.0, 10.0, 20.0, 30.0) in xs  # magnitude from the dense model, by reduction
     assert (15.0, 25.0, 35.0) in xs and (20.0, 30.0, 40.0) in xs  # HASTE counted in full and not
     assert "L = 14" in ax.get_title() and plotting.texts_outside_canvas(fig) == []
+
+
+def test_a_second_run_reuses_the_rows_of_the_same_code_checkpoint_data_and_run(tmp_path, monkeypatch):
+    """Rows the same code measured on the same checkpoint, images and run context are taken from the
+    CSV whole, timings included, so the file is unchanged; another sweep summary (HASTE timed at
+    another L) or another checkpoint is measured again."""
+    from haste.zoo import CIFAR10_MEAN, CIFAR10_STD
+    from haste.zoo.data import TensorBatches
+    from haste.zoo.weights import WeightsInfo
+
+    monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare an evaluation
+    generator = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (8, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (8,), generator=generator)
+    batches = TensorBatches(images, labels, 4, CIFAR10_MEAN, CIFAR10_STD)
+    monkeypatch.setattr(runner.experiments, "evaluation_batches", lambda *args, **kwargs: batches)
+    monkeypatch.setattr(runner.experiments, "load_arguments", lambda *args, **kwargs: {"weights": None})
+    toy, sha = toy_resnet(), ["cd" * 32]
+    monkeypatch.setattr(
+        runner.zoo,
+        "load",
+        lambda *args, **kwargs: (copy.deepcopy(toy), WeightsInfo("cifar10/resnet18", "", sha[0], "stand-in")),
+    )
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame(
+        {
+            "model": "cifar10/resnet18",
+            "weights_sha256": "cd" * 32,
+            "num_hyperplanes": [8, 16],
+            "flops_dense": 1.0,
+            "flops_reduction": [40.0, 10.0],
+            "flops_reduction_no_overhead": [50.0, 20.0],
+            "accuracy_drop": [9.0, 1.0],
+        }
+    ).to_csv(summary, index=False)
+    calls = []
+    real_evaluate = runner.evaluate
+    counted = lambda *args, **kwargs: calls.append(kwargs["description"]) or real_evaluate(*args, **kwargs)
+    monkeypatch.setattr(runner, "evaluate", counted)
+    csv = tmp_path / "baselines.csv"
+    run = lambda: runner.measure_models(
+        ["cifar10/resnet18"], [15.0, 30.0], "unused", csv, summary, methods=["magnitude"]
+    )
+    run()
+    written = csv.read_bytes()
+    assert len(calls) == 3  # dense and two targets
+    calls.clear()
+    run()
+    assert calls == ["cifar10/resnet18 dense"] and csv.read_bytes() == written
+    pd.read_csv(summary).assign(num_hyperplanes=[8, 12]).to_csv(summary, index=False)
+    calls.clear()
+    run()
+    assert len(calls) == 3 and set(pd.read_csv(csv).num_hyperplanes.dropna()) == {8, 12}
+    sha[0] = "ef" * 32
+    calls.clear()
+    run()
+    assert len(calls) == 3

@@ -31,9 +31,9 @@ def test_layer_benchmark_writes_consistent_csv(tmp_path, monkeypatch):
 def test_trained_layer_benchmark_times_every_haste_layer(tmp_path, monkeypatch):
     import torch
 
-    from haste import models
+    from haste import zoo
 
-    model = models.build("cifar10/resnet18").eval()
+    model = zoo.build("cifar10/resnet18").eval()
     monkeypatch.setattr(speed, "TRAINED_MODELS", ("cifar10/resnet18",))
     monkeypatch.setattr(speed, "operating_points", lambda: {"cifar10/resnet18": 4})
     monkeypatch.setattr(speed, "load_model", lambda name: (model, "test weights"))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_data import make_tree
 
-import haste.data
+import haste.zoo.data
 from haste.repro import cli, notebooks
 from haste.repro.cli import main
 
@@ -90,14 +90,14 @@ MODEL = ["eval", "--model", "cifar10/resnet18", "--weights", "random"]
     ],
 )
 def test_bad_arguments_give_one_line_errors_before_any_work(argv, message, capsys, monkeypatch):
-    from haste import models
+    from haste import zoo
     from haste.repro import experiments
 
     def no_work(*args, **kwargs):
         raise AssertionError("the arguments should have been refused before this")
 
     monkeypatch.setattr(experiments, "sweep", no_work)
-    monkeypatch.setattr(models, "load", no_work)
+    monkeypatch.setattr(zoo, "load", no_work)
     assert message in run_failing(argv, capsys)
 
 
@@ -126,7 +126,7 @@ def test_a_user_file_is_compared_with_the_shipped_checkpoint(tmp_path):
 def test_data_is_found_from_any_folder(tmp_path, monkeypatch, capsys):
     root = make_tree(tmp_path / "cifar", per_class=1)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(haste.data, "CHECKOUT_CIFAR10", tmp_path / "missing")
+    monkeypatch.setattr(haste.zoo.data, "CHECKOUT_CIFAR10", tmp_path / "missing")
     monkeypatch.delenv("HASTE_DATA", raising=False)
     err = run_failing([*MODEL, "--hyperplanes", "8"], capsys)
     assert "HASTE_DATA" in err and "python -m haste download cifar10 --dir DIR" in err

@@ -4,11 +4,11 @@ import torchvision
 from torch import nn
 
 import haste
-from haste import HasteConv2d, models
+from haste import HasteConv2d, zoo
 
 
 def test_convert_resnet_defaults_and_summary():
-    model = models.build("cifar10/resnet18").eval()
+    model = zoo.build("cifar10/resnet18").eval()
     converted = haste.convert(model, 10)
     table = haste.summary(converted)
     assert not table.loc[table.layer == "conv1", "haste"].item()  # stem left dense
@@ -25,7 +25,7 @@ def test_convert_resnet_defaults_and_summary():
 
 
 def test_include_pointwise_and_named_skip():
-    model = models.build("cifar10/resnet18")
+    model = zoo.build("cifar10/resnet18")
     converted = haste.convert(model, 8, include_pointwise=True, skip=["conv1", "layer4.*"])
     table = haste.summary(converted).set_index("layer")
     assert table.loc["layer2.0.downsample.0", "haste"]
@@ -34,7 +34,7 @@ def test_include_pointwise_and_named_skip():
 
 
 def test_revert_restores_dense_model():
-    model = models.build("cifar10/vgg11_bn").eval()
+    model = zoo.build("cifar10/vgg11_bn").eval()
     converted = haste.convert(model, 6)
     reverted = haste.revert(converted)
     assert not any(isinstance(m, HasteConv2d) for m in reverted.modules())
@@ -44,21 +44,21 @@ def test_revert_restores_dense_model():
         assert torch.allclose(reverted(x), model(x), atol=1e-6)
 
 
-def test_set_hyperplanes_steers_every_layer_reproducibly():
-    converted = haste.convert(models.build("cifar10/resnet18"), 14)
+def test_set_num_hyperplanes_steers_every_layer_reproducibly():
+    converted = haste.convert(zoo.build("cifar10/resnet18"), 14)
     layers = dict(haste.haste_layers(converted))
     first = layers["layer1.0.conv1"].hyperplanes.clone()
-    haste.set_hyperplanes(converted, 6)
+    haste.set_num_hyperplanes(converted, 6)
     assert all(layer.num_hyperplanes == 6 for layer in layers.values())
-    haste.set_hyperplanes(converted, 14)
+    haste.set_num_hyperplanes(converted, 14)
     assert torch.equal(layers["layer1.0.conv1"].hyperplanes, first)
     # layers draw from different seeds
     assert not torch.equal(layers["layer1.0.conv1"].hyperplanes, layers["layer1.0.conv2"].hyperplanes)
 
 
 def test_converted_state_dict_roundtrip():
-    a = haste.convert(models.build("cifar10/resnet18"), 7, seed=3)
-    b = haste.convert(models.build("cifar10/resnet18"), 12, seed=0)
+    a = haste.convert(zoo.build("cifar10/resnet18"), 7, seed=3)
+    b = haste.convert(zoo.build("cifar10/resnet18"), 12, seed=0)
     b.load_state_dict(a.state_dict())
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():

@@ -2,8 +2,8 @@ import pytest
 import torch
 from PIL import Image
 
-import haste.data
-from haste.data import (
+import haste.zoo.data
+from haste.zoo.data import (
     CIFAR10_CLASSES,
     TensorBatches,
     check_cifar10,
@@ -68,7 +68,7 @@ def test_cifar10_batches_limit(tmp_path):
 def test_cifar10_location_rule(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     default = tmp_path / "shared" / "data" / "cifar10-jpeg"
-    monkeypatch.setattr(haste.data, "CHECKOUT_CIFAR10", default)
+    monkeypatch.setattr(haste.zoo.data, "CHECKOUT_CIFAR10", default)
     monkeypatch.delenv("HASTE_DATA", raising=False)
     with pytest.raises(FileNotFoundError) as error:  # nothing given, nothing found
         cifar10_root()

@@ -7,7 +7,7 @@ import torch
 from test_data import make_tree
 
 import haste
-from haste import models
+from haste import zoo
 from haste.convert import haste_layers
 from haste.repro import experiments
 from haste.repro.cli import main
@@ -42,7 +42,7 @@ def test_cpu_measurements_keep_their_cache_keys():
 
 def test_a_model_converted_on_a_device_is_wholly_there():
     # sweep() moves the dense model to the device, then converts it there: no buffer stays behind
-    model = models.build("cifar10/resnet18").to("meta")
+    model = zoo.build("cifar10/resnet18").to("meta")
     converted = haste.convert(model, num_hyperplanes=8)
     layers = list(haste_layers(converted))
     assert layers and all(layer.hyperplanes.device.type == "meta" for _, layer in layers)
@@ -65,7 +65,7 @@ def tiny(tmp_path):
     """A CIFAR tree of 10 test images and a user weight file (hashed, so its measurements are cached)."""
     data = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "resnet18.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     return data, str(weights)
 
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 from test_data import make_tree
 
-from haste import models
-from haste.download import DownloadError, download_file, fetch_paper_weights
-from haste.models.paper_weights import OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES
+from haste import zoo
 from haste.repro.cli import main
+from haste.zoo.download import DownloadError, download_file, fetch_paper_weights
+from haste.zoo.paper_weights import OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = PAPER_ARCHITECTURES + OPTIONAL_ARCHITECTURES
@@ -31,7 +31,7 @@ def fake_state_dict(arch: str, seed: int) -> dict[str, torch.Tensor]:
     megabytes instead of the zoo's 740, and strict loading checks keys and shapes, not values."""
     generator = torch.Generator().manual_seed(seed)
     with torch.device("meta"):  # shapes only, no initialisation
-        layout = models.build(f"cifar10/{arch}").state_dict()
+        layout = zoo.build(f"cifar10/{arch}").state_dict()
     state = {}
     for key, value in layout.items():
         if not value.is_floating_point():
@@ -118,7 +118,7 @@ def test_download_from_a_local_zip_extracts_hashes_and_loads(zoo_zip, zoo_states
     assert zoo_zip.is_file()  # the user's file is kept
     assert [p.name for p in tmp_path.iterdir()] == ["paper"]  # no temporary folder left
     for arch in ("resnet18", "vgg19_bn"):
-        model, info = models.load(f"cifar10/{arch}", weights="paper", weights_dir=directory)
+        model, info = zoo.load(f"cifar10/{arch}", weights="paper", weights_dir=directory)
         assert info.source == "paper" and info.sha256 == rows[ZOO.index(arch)]["sha256"]
         for key, value in model.state_dict().items():
             assert torch.equal(value, zoo_states[arch][key]), key
@@ -136,16 +136,16 @@ def test_a_changed_checkpoint_fails_its_manifest(paper_dir, tmp_path):
     data = bytearray((paper_dir / "resnet18.pt").read_bytes())
     data[-100] ^= 1
     (copy / "resnet18.pt").write_bytes(bytes(data))
-    with pytest.raises(models.ChecksumError, match="does not match"):
-        models.load("cifar10/resnet18", weights="paper", weights_dir=copy)
+    with pytest.raises(zoo.ChecksumError, match="does not match"):
+        zoo.load("cifar10/resnet18", weights="paper", weights_dir=copy)
 
 
 def test_missing_paper_weights_say_how_to_fetch_them(tmp_path):
-    with pytest.raises(models.WeightsNotFoundError, match="python -m haste download paper-weights"):
-        models.load("cifar10/resnet34", weights="paper", weights_dir=tmp_path)
+    with pytest.raises(zoo.WeightsNotFoundError, match="python -m haste download paper-weights"):
+        zoo.load("cifar10/resnet34", weights="paper", weights_dir=tmp_path)
     # the paper's ImageNet models are torchvision's: "paper" looks for torchvision's file
-    with pytest.raises(models.WeightsNotFoundError, match="resnet18-f37072fd.pth"):
-        models.load("imagenet/resnet18", weights="paper", weights_dir=tmp_path, download=False)
+    with pytest.raises(zoo.WeightsNotFoundError, match="resnet18-f37072fd.pth"):
+        zoo.load("imagenet/resnet18", weights="paper", weights_dir=tmp_path, download=False)
 
 
 def _small_members(names, content=b"x" * 4000):

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from test_download import closed_port, serve  # noqa: F401 (a fixture)
 
-from haste import download
-from haste.data import CIFAR10_CLASSES, load_cifar10
 from haste.repro.cli import main
+from haste.zoo import download
+from haste.zoo.data import CIFAR10_CLASSES, load_cifar10
 
 SMALL = {"train": 20, "test": 10}  # two and one image per class
 

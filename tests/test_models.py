@@ -4,8 +4,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from haste import models
-from haste.models import ChecksumError, WeightsNotFoundError
+from haste import zoo
+from haste.zoo import ChecksumError, WeightsNotFoundError
 
 
 @pytest.mark.parametrize(
@@ -18,16 +18,16 @@ from haste.models import ChecksumError, WeightsNotFoundError
     ],
 )
 def test_cifar_architectures(name, params):
-    model = models.build(name)
+    model = zoo.build(name)
     assert sum(p.numel() for p in model.parameters()) == params
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_zoo_parameter_names():
-    resnet = models.build("cifar10/resnet18").state_dict()
+    resnet = zoo.build("cifar10/resnet18").state_dict()
     assert resnet["conv1.weight"].shape == (64, 3, 3, 3)
     assert "layer2.0.downsample.0.weight" in resnet and "fc.weight" in resnet
-    vgg = models.build("cifar10/vgg16_bn").state_dict()
+    vgg = zoo.build("cifar10/vgg16_bn").state_dict()
     assert vgg["features.0.bias"].shape == (64,)  # the zoo's VGG convs have biases
     assert vgg["classifier.0.weight"].shape == (4096, 512)
     assert vgg["classifier.6.weight"].shape == (10, 4096)
@@ -35,15 +35,15 @@ def test_zoo_parameter_names():
 
 def test_unknown_model_is_refused():
     with pytest.raises(ValueError, match="unknown model"):
-        models.build("cifar10/resnet9000")
+        zoo.build("cifar10/resnet9000")
 
 
 def write_stand_in(directory, name="cifar10/resnet18", corrupt=False):
-    model = models.build(name)
+    model = zoo.build(name)
     path = directory / "cifar10" / "resnet18.safetensors"
     path.parent.mkdir(parents=True)
     save_file({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, str(path))
-    sha = models.sha256_file(path)
+    sha = zoo.sha256_file(path)
     if corrupt:
         sha = "0" * 64
     (directory / "manifest.csv").write_text(f"model,file,sha256\n{name},cifar10/resnet18.safetensors,{sha}\n")
@@ -52,35 +52,35 @@ def write_stand_in(directory, name="cifar10/resnet18", corrupt=False):
 
 def test_stand_in_loads_verified(tmp_path):
     original, path = write_stand_in(tmp_path)
-    model, info = models.load("cifar10/resnet18", weights_dir=tmp_path)
-    assert info.source == "stand-in" and info.sha256 == models.sha256_file(path)
+    model, info = zoo.load("cifar10/resnet18", weights_dir=tmp_path)
+    assert info.source == "stand-in" and info.sha256 == zoo.sha256_file(path)
     assert torch.allclose(model.fc.weight, original.fc.weight, atol=1e-3)
 
 
 def test_hash_mismatch_is_an_error(tmp_path):
     write_stand_in(tmp_path, corrupt=True)
     with pytest.raises(ChecksumError, match="does not match"):
-        models.load("cifar10/resnet18", weights_dir=tmp_path)
+        zoo.load("cifar10/resnet18", weights_dir=tmp_path)
 
 
 def test_missing_stand_in_says_what_to_do(tmp_path):
     with pytest.raises(WeightsNotFoundError, match="python -m haste train"):
-        models.load("cifar10/vgg13_bn", weights_dir=tmp_path)
+        zoo.load("cifar10/vgg13_bn", weights_dir=tmp_path)
 
 
 def test_corrupt_user_file_is_an_error(tmp_path):
     path = tmp_path / "resnet18.pt"
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ChecksumError, match="cannot be read"):
-        models.load("cifar10/resnet18", weights=path)
+        zoo.load("cifar10/resnet18", weights=path)
 
 
 def test_user_pt_file_loads_strict_and_records_hash(tmp_path):
-    model = models.build("cifar10/resnet34")
+    model = zoo.build("cifar10/resnet34")
     path = tmp_path / "resnet34.pt"
     torch.save(model.state_dict(), path)
-    loaded, info = models.load("cifar10/resnet34", weights=path)
-    assert info.source == "user file" and info.sha256 == models.sha256_file(path)
+    loaded, info = zoo.load("cifar10/resnet34", weights=path)
+    assert info.source == "user file" and info.sha256 == zoo.sha256_file(path)
     assert torch.equal(loaded.conv1.weight, model.conv1.weight)
 
 
@@ -90,18 +90,18 @@ def test_imagenet_weights_offline_fail_clearly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(WeightsNotFoundError, match="put resnet18-f37072fd.pth into"):
-        models.load("imagenet/resnet18", weights_dir=tmp_path)
+        zoo.load("imagenet/resnet18", weights_dir=tmp_path)
 
 
 def test_imagenet_weights_from_local_file_checked_by_hash_prefix(tmp_path):
-    torch.save(models.build("imagenet/resnet18").state_dict(), tmp_path / "resnet18-f37072fd.pth")
+    torch.save(zoo.build("imagenet/resnet18").state_dict(), tmp_path / "resnet18-f37072fd.pth")
     with pytest.raises(ChecksumError):  # random weights under the published name: hash differs
-        models.load("imagenet/resnet18", weights_dir=tmp_path, download=False)
+        zoo.load("imagenet/resnet18", weights_dir=tmp_path, download=False)
 
 
 def test_random_init_is_reproducible():
-    a, info = models.load("cifar10/resnet18", weights=None)
-    b, _ = models.load("cifar10/resnet18", weights=None)
+    a, info = zoo.load("cifar10/resnet18", weights=None)
+    b, _ = zoo.load("cifar10/resnet18", weights=None)
     assert info.source == "random init"
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
@@ -136,10 +136,17 @@ def tiny_torchvision_model(monkeypatch):
     from torch import nn
 
     urls = {}
-    spec = models.ModelSpec(
-        "imagenet/tiny", lambda: nn.Conv2d(3, 2, 1), "imagenet", 224, (0.5,) * 3, (0.5,) * 3, "Tiny.V1"
+    spec = zoo.ModelSpec(
+        "imagenet/tiny",
+        lambda: nn.Conv2d(3, 2, 1),
+        "imagenet",
+        224,
+        (0.5,) * 3,
+        (0.5,) * 3,
+        "Tiny.V1",
+        weights=("torchvision",),
     )
-    monkeypatch.setitem(models.MODELS, "imagenet/tiny", spec)
+    monkeypatch.setitem(zoo.MODELS, "imagenet/tiny", spec)
     monkeypatch.setattr(torchvision.models, "get_weight", lambda name: SimpleNamespace(url=urls[name]))
     return urls
 
@@ -158,7 +165,7 @@ def test_imagenet_weights_download_into_a_fresh_hub_folder(
     (served / "tiny.pth").rename(served / f"tiny-{prefix}.pth")  # torchvision's naming: <arch>-<sha>.pth
     tiny_torchvision_model["Tiny.V1"] = f"{base}/tiny-{prefix}.pth"
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "fresh"))  # no hub folder yet, as on a new machine
-    model, info = models.load("imagenet/tiny")
+    model, info = zoo.load("imagenet/tiny")
     checkpoints = tmp_path / "fresh" / "hub" / "checkpoints"
     assert [p.name for p in checkpoints.iterdir()] == [f"tiny-{prefix}.pth"]
     assert info.source == "torchvision" and info.sha256.startswith(prefix)
@@ -175,7 +182,7 @@ def test_imagenet_download_with_a_wrong_hash_is_deleted(
     tiny_torchvision_model["Tiny.V1"] = f"{base}/tiny-00000000.pth"
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "fresh"))
     with pytest.raises(ChecksumError, match="not 00000000.*deleted"):
-        models.load("imagenet/tiny")
+        zoo.load("imagenet/tiny")
     assert list((tmp_path / "fresh" / "hub" / "checkpoints").iterdir()) == []  # nothing left to load later
 
 
@@ -185,16 +192,16 @@ def test_imagenet_download_from_a_missing_url_says_where_to_put_the_file(
     _, base = file_server
     tiny_torchvision_model["Tiny.V1"] = f"{base}/tiny-12345678.pth"  # not served: HTTP 404
     with pytest.raises(WeightsNotFoundError, match="put tiny-12345678.pth into"):
-        models.load("imagenet/tiny", weights_dir=tmp_path / "new")
+        zoo.load("imagenet/tiny", weights_dir=tmp_path / "new")
 
 
 def test_file_of_another_architecture_is_summarised_in_one_line(tmp_path):
-    state = models.build("cifar10/vgg11_bn").state_dict()
+    state = zoo.build("cifar10/vgg11_bn").state_dict()
     torch.save(state, tmp_path / "vgg.pt")
-    expected = set(models.build("cifar10/resnet18").state_dict())
+    expected = set(zoo.build("cifar10/resnet18").state_dict())
     missing, unexpected = len(expected - set(state)), len(set(state) - expected)
     with pytest.raises(ValueError) as error:
-        models.load("cifar10/resnet18", weights=tmp_path / "vgg.pt")
+        zoo.load("cifar10/resnet18", weights=tmp_path / "vgg.pt")
     message = str(error.value)
     assert (
         f"{missing} missing, {unexpected} unexpected keys: is this a checkpoint of cifar10/vgg11_bn?"
@@ -204,23 +211,23 @@ def test_file_of_another_architecture_is_summarised_in_one_line(tmp_path):
 
 
 def test_file_with_other_shapes_names_the_first(tmp_path):
-    state = models.build("cifar10/resnet18").state_dict()
+    state = zoo.build("cifar10/resnet18").state_dict()
     state["fc.weight"], state["fc.bias"] = torch.zeros(100, 512), torch.zeros(100)  # a CIFAR-100 head
     torch.save(state, tmp_path / "cifar100.pt")
     with pytest.raises(
         ValueError, match=r"2 tensors of another shape \(fc.weight: \[100, 512\] in the file, "
     ):
-        models.load("cifar10/resnet18", weights=tmp_path / "cifar100.pt")
+        zoo.load("cifar10/resnet18", weights=tmp_path / "cifar100.pt")
 
 
 def test_reference_checkpoint_hashes(tmp_path):
     _, path = write_stand_in(tmp_path)
-    assert models.reference_checkpoint("cifar10/resnet18", tmp_path) == (
+    assert zoo.reference_checkpoint("cifar10/resnet18", tmp_path) == (
         "the shipped cifar10/resnet18 checkpoint",
-        models.sha256_file(path),
+        zoo.sha256_file(path),
     )
-    assert models.reference_checkpoint("cifar10/vgg13_bn", tmp_path) is None  # not in that manifest
-    assert models.reference_checkpoint("imagenet/resnet18")[1] == "f37072fd"  # resnet18-f37072fd.pth
+    assert zoo.reference_checkpoint("cifar10/vgg13_bn", tmp_path) is None  # not in that manifest
+    assert zoo.reference_checkpoint("imagenet/resnet18")[1] == "f37072fd"  # resnet18-f37072fd.pth
 
 
 @pytest.mark.parametrize(
@@ -229,20 +236,20 @@ def test_reference_checkpoint_hashes(tmp_path):
 def test_a_manifest_with_an_empty_or_short_hash_is_refused(tmp_path, recorded):
     # each a prefix of the file's hash (or not hex): a startswith check let them all pass
     _, path = write_stand_in(tmp_path)
-    hash_text = recorded(models.sha256_file(path))
+    hash_text = recorded(zoo.sha256_file(path))
     (tmp_path / "manifest.csv").write_text(
         f"model,file,sha256\ncifar10/resnet18,cifar10/resnet18.safetensors,{hash_text}\n"
     )
     with pytest.raises(ChecksumError, match="not a full SHA-256"):
-        models.load("cifar10/resnet18", weights_dir=tmp_path)
+        zoo.load("cifar10/resnet18", weights_dir=tmp_path)
 
 
 def test_verify_takes_full_hashes_and_torchvision_length_prefixes_only(tmp_path):
-    from haste.models.weights import verify
+    from haste.zoo.weights import verify
 
     path = tmp_path / "file.bin"
     path.write_bytes(b"weights")
-    actual = models.sha256_file(path)
+    actual = zoo.sha256_file(path)
     assert verify(path, actual) == actual and verify(path, actual.upper()) == actual
     assert verify(path, actual[:8]) == actual  # torchvision's file names carry 8 hex digits
     for too_short in ("", actual[:1], actual[:7]):

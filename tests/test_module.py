@@ -103,7 +103,9 @@ def test_sample_does_not_depend_on_batch():
 
 
 def test_centring_makes_codes_shift_invariant():
-    from haste.functional import Tiling, extract_windows, hash_windows
+    from haste.functional import extract_windows
+    from haste.hashing import hash_windows
+    from haste.tiling import Tiling
 
     layer = HasteConv2d.from_conv(nn.Conv2d(12, 4, 3, 1, 1), 8)
     x = torch.randn(2, 12, 9, 9).double()

@@ -13,14 +13,15 @@ from test_models import write_stand_in
 from torch import nn
 
 import haste
-from haste import HasteConv2d, fused, models
+from haste import HasteConv2d, fused, zoo
 from haste.compressed import haste_conv2d_compressed
-from haste.functional import Tiling, extract_windows, hash_windows, haste_conv2d
-from haste.hashing import codes_from_projections
-from haste.models import ChecksumError
-from haste.models.weights import verify
+from haste.functional import extract_windows, haste_conv2d
+from haste.hashing import codes_from_projections, hash_windows
 from haste.repro import experiments, tables
 from haste.repro.experiments import operating_points
+from haste.tiling import Tiling
+from haste.zoo import ChecksumError
+from haste.zoo.weights import verify
 
 
 def rel_error(a, b):
@@ -257,7 +258,7 @@ def other_digit(digit):
 def test_verify_refuses_a_hash_that_differs_only_in_its_last_digit(tmp_path):
     path = tmp_path / "weights.bin"
     path.write_bytes(b"not the expected weights")
-    actual = models.sha256_file(path)
+    actual = zoo.sha256_file(path)
     for length in (8, 10, 40, 63, 64):  # torchvision's prefixes (8, 10 digits) up to the full hash
         wrong = actual[: length - 1] + other_digit(actual[length - 1])
         with pytest.raises(ChecksumError, match="does not match"):
@@ -272,7 +273,7 @@ def test_a_stand_in_whose_recorded_hash_differs_in_the_last_digit_is_refused(tmp
     sha = row.rsplit(",", 1)[1]
     manifest.write_text(f"{header}\n{row[:-1]}{other_digit(sha[-1])}\n")
     with pytest.raises(ChecksumError, match="does not match"):
-        models.load("cifar10/resnet18", weights_dir=tmp_path)
+        zoo.load("cifar10/resnet18", weights_dir=tmp_path)
 
 
 # --- operating points and tables on drops that do not fall with the reduction --------------------
@@ -349,7 +350,7 @@ def test_projections_of_exactly_zero_set_no_bit_end_to_end(num_hyperplanes):
 def test_two_seeds_are_two_cached_measurements(tmp_path, monkeypatch):
     root = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "w.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     real_evaluate, calls = experiments.evaluate, []
 
     def counting_evaluate(*args, **kwargs):

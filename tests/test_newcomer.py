@@ -14,8 +14,8 @@ from test_data import make_tree
 from torch import nn
 
 import haste
-from haste.data import check_cifar10, cifar10_root, load_cifar10
 from haste.repro.cli import main
+from haste.zoo.data import check_cifar10, cifar10_root, load_cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_what_the_readme_commands_write_is_ignored_by_git(path):
 
 
 def test_the_package_data_module_is_not_ignored():
-    assert subprocess.run(["git", "check-ignore", "-q", "haste/data.py"], cwd=ROOT).returncode == 1
+    assert subprocess.run(["git", "check-ignore", "-q", "haste/zoo/data.py"], cwd=ROOT).returncode == 1
 
 
 # --- the parser -----------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def fake_cifar10_archive(path: Path, monkeypatch) -> Path:
         (staging / name).write_bytes(pickle.dumps(batch))
         md5s[name] = hashlib.md5((staging / name).read_bytes()).hexdigest()
     meta = CIFAR10.meta["filename"]
-    (staging / meta).write_bytes(pickle.dumps({"label_names": haste.data.CIFAR10_CLASSES}))
+    (staging / meta).write_bytes(pickle.dumps({"label_names": haste.zoo.data.CIFAR10_CLASSES}))
     with tarfile.open(path, "w:gz") as archive:
         archive.add(staging, arcname=CIFAR10.base_folder)
     monkeypatch.setattr(CIFAR10, "train_list", [[n, md5s[n]] for n, _ in CIFAR10.train_list])

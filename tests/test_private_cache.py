@@ -10,7 +10,7 @@ import conftest
 import pytest
 import torch
 
-from haste.files import cache_dir
+from haste.zoo.files import cache_dir
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -34,7 +34,7 @@ INNER_TEST = """
 import pytest
 from test_data import make_tree
 
-from haste.data import load_cifar10
+from haste.zoo.data import load_cifar10
 from haste.repro.result_cache import cached_measurement
 
 

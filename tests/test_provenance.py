@@ -14,7 +14,7 @@ MEASURE = """
 import json, sys
 from pathlib import Path
 from test_data import make_tree
-from haste.imagenet_wnids import WNIDS
+from haste.zoo.imagenet_wnids import WNIDS
 from haste.repro import experiments
 from PIL import Image
 root = Path(sys.argv[1])

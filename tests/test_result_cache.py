@@ -8,7 +8,7 @@ from test_data import make_tree
 
 import haste.repro.experiments as experiments
 import haste.repro.result_cache as result_cache
-from haste import models
+from haste import zoo
 from haste.repro.result_cache import cached_measurement
 
 KEY = {"model": "cifar10/resnet18", "weights_sha256": "ab" * 32, "num_hyperplanes": 8, "seed": 0}
@@ -61,7 +61,7 @@ def test_random_weights_disabled_cache_and_corrupt_entries_recompute(tmp_path, m
 def test_sweep_reuses_cached_rows(tmp_path, monkeypatch):
     root = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "w.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     first = experiments.sweep("cifar10/resnet18", [4, 8], [0], root, weights=str(weights), progress=False)
     monkeypatch.setattr(experiments, "evaluate", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     again = experiments.sweep("cifar10/resnet18", [4, 8], [0], root, weights=str(weights), progress=False)
@@ -72,7 +72,7 @@ def test_sweep_reuses_the_committed_rows_that_match_and_evaluates_the_rest(tmp_p
     monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare the evaluation
     root = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "w.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     csv = tmp_path / "sweep.csv"
     first = experiments.sweep("cifar10/resnet18", [4, 8], [0, 1], root, weights=str(weights), progress=False)
     first.to_csv(csv)
@@ -138,7 +138,7 @@ def test_rows_record_their_code_and_are_reused_only_from_the_same_code(tmp_path,
     monkeypatch.setenv("HASTE_RESULT_CACHE", "0")  # only the CSV may spare an evaluation
     root = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "w.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     csv = tmp_path / "sweep.csv"
     names, grid = ["cifar10/resnet18"], lambda name: [4]
     monkeypatch.setattr(experiments, "available_weights", lambda name, allow_random: str(weights))
@@ -171,7 +171,7 @@ def test_rows_record_their_code_and_are_reused_only_from_the_same_code(tmp_path,
 def test_every_runner_records_the_code_fingerprint(tmp_path):
     root = make_tree(tmp_path / "cifar", per_class=1)
     weights = tmp_path / "w.pt"
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     fingerprint = result_cache.code_fingerprint()
     pruned = experiments.l1_pruning_control("cifar10/resnet18", [8], [0], root, str(weights), progress=False)
     patches = experiments.patch_compression("cifar10/resnet18", 8, root, weights=str(weights), progress=False)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from haste.models.weights import read_manifest
 from haste.repro import tables
 from haste.repro.experiments import MEASUREMENT_KEYS, RESULT_COLUMNS
 from haste.repro.paper import PAPER_POINTS
+from haste.zoo.weights import read_manifest
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SHIPPED_HASHES = {entry["sha256"] for entry in read_manifest().values()}

@@ -7,7 +7,7 @@ from test_data import make_tree
 from torch import nn
 
 import haste
-from haste import HasteConv2d, HasteSettings, models
+from haste import HasteConv2d, HasteSettings, zoo
 from haste.repro import experiments
 from haste.repro.cli import main
 
@@ -114,7 +114,9 @@ def test_execution_names_and_the_old_ones():
     assert layer.execution == "gemm"
     with pytest.raises(ValueError, match="execution must be one of"):
         layer.execution = "fast"
-    assert haste.set_hyperplanes is haste.set_num_hyperplanes
+    with pytest.warns(DeprecationWarning, match="set_num_hyperplanes"):
+        haste.set_hyperplanes(model, 10)  # the deprecated name
+    assert layer.num_hyperplanes == 10
     haste.set_num_hyperplanes(model, 12)
     assert layer.num_hyperplanes == 12
     with pytest.raises(ValueError, match="num_hyperplanes must be an integer"):
@@ -126,7 +128,7 @@ def test_the_command_line_exposes_every_setting(tmp_path):
     weights = tmp_path / "w.pt"
     import torch
 
-    torch.save(models.build("cifar10/resnet18").state_dict(), weights)
+    torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     out = tmp_path / "row.json"
     argv = ["eval", "--model", "cifar10/resnet18", "--weights", str(weights), "--data", str(root)]
     argv += ["--hyperplanes", "6", "--projection", "gaussian", "--sparsity", "0", "--no-centre"]

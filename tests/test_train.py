@@ -4,7 +4,7 @@ import pytest
 import torch
 from test_data import make_tree
 
-from haste import models
+from haste import zoo
 from haste.repro.train import TrainConfig, export, train
 
 
@@ -73,7 +73,7 @@ def test_export_writes_verified_fp16_weights_and_manifest(tmp_path):
     assert float(manifest[0]["train_cpu_hours"]) >= 0 and float(manifest[0]["train_hours"]) >= 0
     with open(tmp_path / "run" / "log.csv") as handle:
         assert float(next(csv.DictReader(handle))["cpu_seconds"]) > 0
-    model, info = models.load("cifar10/resnet18", weights_dir=tmp_path / "weights")
+    model, info = zoo.load("cifar10/resnet18", weights_dir=tmp_path / "weights")
     assert info.source == "stand-in" and info.sha256 == row["sha256"]
 
 

@@ -110,6 +110,24 @@ def test_diff_classifies_every_kind_of_difference_exactly(tmp_path, capsys):
     assert main(["diff", str(tmp_path / "old.csv"), str(tmp_path / "calm.csv")]) == 0
 
 
+def test_diff_leaves_wall_times_alone_and_compares_the_rest():
+    """A baseline's timings are the machine's: another run differs in them and is identical."""
+    old = pd.DataFrame(
+        {
+            "model": "cifar10/resnet34",
+            "method": ["dense", "magnitude"],
+            "target": [0.0, 30.0],
+            "accuracy": [90.0, 80.0],
+            "seconds_per_batch": [1.0, 0.7],
+            "time_ratio": [1.0, 0.7],
+        }
+    )
+    retimed = old.assign(seconds_per_batch=[2.0, 1.0], time_ratio=[1.0, 0.5])
+    assert diff.diff_tables("baselines.csv", old, retimed).counts["identical"] == 2
+    moved = retimed.assign(accuracy=[90.0, 75.0])
+    assert diff.diff_tables("baselines.csv", old, moved).counts["changed"] == 1
+
+
 def test_diff_of_two_result_folders_pairs_their_csvs(tmp_path, capsys):
     for folder in ("old", "new"):
         (tmp_path / folder).mkdir()

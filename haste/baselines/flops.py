@@ -1,6 +1,6 @@
 """FLOPs of plain models: fvcore's whole-model count, and the same count module by module from shapes.
 
-:func:`fvcore_flops` is the count a result row records: ``haste.flops.dense_flops``, the call that
+:func:`fvcore_flops` is the count a result row records: ``haste.report.dense_flops``, the call that
 gives HASTE its dense baseline, so a static model and HASTE are counted by the same code (1
 multiply-add = 1 FLOP, per image). A method finds the per-layer amounts that reach a FLOPs target
 with :func:`module_flops` instead: fvcore's rule for each module type, applied to the shapes that
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..flops import dense_flops
+from ..report import dense_flops
 
 # leaf modules fvcore counts nothing for (ReLU, max-pooling, flatten and dropout are on its ignore list)
 UNCOUNTED = (nn.ReLU, nn.MaxPool2d, nn.Dropout, nn.Identity, nn.Flatten)

@@ -1,5 +1,5 @@
 """Where a static method may cut: the prunable conv -> BN -> consumer chains and the convs a low-rank
-method may factorise, in the two architecture families of ``haste.models.cifar``, and the surgery
+method may factorise, in the two architecture families of ``haste.zoo.cifar``, and the surgery
 that replaces a module by a smaller copy.
 
 A filter of a conv may be removed only where its output channel is read by one layer alone. In a
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from ..models.cifar import CifarVGG
+from ..zoo.cifar import CifarVGG
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -44,7 +44,7 @@ class Chain:
 def _unsupported(model: nn.Module) -> ValueError:
     return ValueError(
         f"no known structure for a {type(model).__name__}: the baselines know torchvision-style ResNets "
-        "(BasicBlock, Bottleneck) and the VGG-BNs of haste.models.cifar"
+        "(BasicBlock, Bottleneck) and the VGG-BNs of haste.zoo.cifar"
     )
 
 

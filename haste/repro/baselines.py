@@ -14,11 +14,11 @@ Rows (``results/baselines.csv``) carry the sweeps' provenance columns plus ``met
   execution path. Their accuracy and FLOPs are the summary's (mean over seeds, all test images),
   not measured here, so these rows carry the timing, L and the summary's reductions only.
 
-``code_fingerprint``: the core's fingerprint extended by the code of :mod:`haste.baselines`
-(:func:`code_fingerprint_with_baselines`), so the result cache keeps no measurement across an edit
-to a method. Timing (``seconds_per_batch``): the wall time of one forward pass over the first evaluation batch
-(256 images, ``timed_images``), after one warm-up pass over it; ``time_ratio``: to the dense
-model's, timed in the same run on the same batch.
+``code_fingerprint``: the core's fingerprint extended by the code of :mod:`haste.baselines` and
+of this runner (:func:`code_fingerprint_with_baselines`), so neither the result cache nor a later
+run keeps a measurement across an edit to a method. Timing (``seconds_per_batch``): the wall time
+of one forward pass over the first evaluation batch (256 images, ``timed_images``), after one
+warm-up pass over it; ``time_ratio``: to the dense model's, timed in the same run on the same batch.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import baselines, models
+from .. import baselines, zoo
 from ..baselines.flops import fvcore_flops
 from ..convert import convert, set_execution
-from ..data import data_fingerprint
 from ..evaluate import evaluate
-from ..files import atomic_write_csv
 from ..settings import EXECUTIONS
+from ..zoo.data import data_fingerprint
+from ..zoo.files import atomic_write_csv
 from . import experiments
 from .paper import allowed_drops
 from .provenance import code_fingerprint, module_code
@@ -91,10 +91,11 @@ SUMMARY_COLUMNS = [
 
 
 def code_fingerprint_with_baselines() -> str:
-    """The fingerprint a row records: the core's (:func:`~haste.repro.provenance.code_fingerprint`)
-    and the code of every module of :mod:`haste.baselines`, which decides the compressed models."""
+    """The fingerprint a row records: the core's (:func:`~haste.repro.provenance.code_fingerprint`),
+    the code of every module of :mod:`haste.baselines`, which decides the compressed models, and of
+    this runner, which decides the rows' numbers."""
     digest = hashlib.sha256(code_fingerprint().encode())
-    for path in sorted(Path(baselines.__file__).parent.glob("*.py")):
+    for path in [*sorted(Path(baselines.__file__).parent.glob("*.py")), Path(__file__)]:
         digest.update(path.name.encode() + b"\0" + module_code(path).encode())
     return digest.hexdigest()
 
@@ -146,15 +147,19 @@ def measure(
     haste_summary: pd.DataFrame | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    reuse: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The rows of one model: dense, every static method (``methods``, default all) at every target,
     and, with ``haste_summary`` (a sweep summary), HASTE timed at every target. Evaluations go
-    through the result cache (an interrupted run resumes); timings are taken afresh."""
+    through the result cache (an interrupted run resumes); timings are taken afresh, unless
+    ``reuse`` (earlier rows, e.g. the committed CSV) holds every row this call would write, measured
+    by the same code on the same checkpoint, data and run context (:func:`reusable`): then those
+    rows are returned as they are, timings included."""
     device = experiments.resolve_device(device)
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
     batches = experiments.evaluation_batches(model_name, data, limit, batch_size)
-    size = models.spec(model_name).input_size
+    size = zoo.spec(model_name).input_size
     input_shape = (3, size, size)
     run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
     fingerprint = code_fingerprint_with_baselines()
@@ -169,6 +174,9 @@ def measure(
         "transform": provenance["transform"],
     } | experiments.device_key(device)
     timed = next(iter(batches))[0].to(device)
+    points = {} if haste_summary is None else haste_points(haste_summary, model_name, info.sha256, targets)
+    wanted = [("dense", 0.0)] + [(m, t) for m in methods or STATIC_METHODS for t in targets]
+    wanted += [(m, t) for t in points for m in HASTE_METHODS]
 
     def accuracy(network: nn.Module, label: str, **extra) -> dict:
         def compute() -> dict:
@@ -179,6 +187,14 @@ def measure(
 
     flops_dense = fvcore_flops(model, input_shape)
     dense = accuracy(model, f"{model_name} dense", method="dense")
+    if reuse is not None:
+        found = reusable(reuse, provenance, dense, wanted, points)
+        if found is not None:
+            commits = ", ".join(sorted({str(commit)[:10] for commit in found["commit"]}))
+            print(
+                f"{model_name}: reused its {len(found)} rows of the earlier results (computed at {commits})"
+            )
+            return found
     dense_seconds = wall_time(model, timed)
     common = {"flops_dense": flops_dense, "timed_images": len(timed)}
     rows = [
@@ -224,12 +240,44 @@ def measure(
                 }
             )
     if haste_summary is not None:
-        points = haste_points(haste_summary, model_name, info.sha256, targets)
         if not points and not haste_summary.empty:
             print(f"{model_name}: its checkpoint is not in the HASTE sweep summary; HASTE is not timed")
         for row in _haste_timings(model, points, timed):
             rows.append({**provenance, **row, "time_ratio": row["seconds_per_batch"] / dense_seconds})
     return pd.DataFrame(rows).reindex(columns=COLUMNS)
+
+
+def reusable(
+    earlier: pd.DataFrame,
+    provenance: dict,
+    dense: dict,
+    wanted: list[tuple[str, float]],
+    points: dict[float, pd.Series],
+) -> pd.DataFrame | None:
+    """The rows of ``earlier`` that a :func:`measure` with this ``provenance`` (its model, checkpoint,
+    transform, code fingerprint, data and run context) would write, one per ``(method, target)`` of
+    ``wanted``; None unless every one is there, the stored dense accuracy is ``dense``'s (the same
+    images) and HASTE's rows time the L of today's ``points``. A model's rows are reused whole or not
+    at all, so its time ratios stay those of one run."""
+    same = lambda column: earlier[column].astype(str) == str(provenance[column])
+    rows = earlier[
+        same("model")
+        & same("weights_sha256")
+        & same("code_fingerprint")
+        & same("transform")
+        & ((earlier["images"] == dense["images"]) | earlier["method"].isin(HASTE_METHODS))
+    ]
+    rows = rows.loc[[experiments.run_matches(row, provenance) for _, row in rows.iterrows()]]
+    rows = rows.drop_duplicates(["method", "target"], keep="last").set_index(["method", "target"], drop=False)
+    if not all(key in rows.index for key in wanted):
+        return None
+    found = rows.loc[wanted].reset_index(drop=True)
+    if not np.isclose(found["accuracy"].iloc[0], dense["accuracy"], rtol=0, atol=1e-4):
+        return None
+    timed = found[found["method"].isin(HASTE_METHODS)]
+    if any(int(row.num_hyperplanes) != int(points[row.target].num_hyperplanes) for row in timed.itertuples()):
+        return None  # another sweep summary: HASTE would be timed at another L
+    return found.reindex(columns=COLUMNS)
 
 
 def _haste_timings(model: nn.Module, points: dict[float, pd.Series], timed: torch.Tensor) -> list[dict]:
@@ -279,6 +327,7 @@ def measure_models(
     summary = None if summary_path is None else read_summary(summary_path)
     if summary is not None and summary.empty:
         print(f"no HASTE sweep summary at {summary_path}: HASTE is not timed")
+    earlier = read_rows(csv_path) if csv_path.exists() else None
     runs = []
     for name in model_names:
         try:
@@ -296,13 +345,13 @@ def measure_models(
                 methods=methods,
                 haste_summary=summary,
                 device=device,
+                reuse=earlier,
             )
         )
     if not runs:
         raise FileNotFoundError(f"no checkpoint for any of {', '.join(model_names)} (weights={weights!r})")
     rows = pd.concat(runs, ignore_index=True)
-    if csv_path.exists():
-        earlier = read_rows(csv_path)
+    if earlier is not None:
         rows = pd.concat([earlier[~earlier.model.isin(rows.model)], rows], ignore_index=True)
     atomic_write_csv(rows, csv_path, float_format="%.6g")
     return read_rows(csv_path)

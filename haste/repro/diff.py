@@ -11,7 +11,8 @@ every row is put in one class:
   old rows of the same model, settings and L, or a summary's own ``*_std`` column);
 - ``changed``, ``missing`` (in OLD only), ``added`` (in NEW only).
 
-Provenance (commit, code fingerprint, version) is not compared. The report is Markdown; the exit
+Provenance (commit, code fingerprint, version) and wall times (which are the machine's, not the
+code's) are not compared. The report is Markdown; the exit
 status is 1 when a row is changed or missing.
 """
 
@@ -37,6 +38,8 @@ PROVENANCE = {
     "numba",
     "cpu",
 }
+# wall times and their ratios: another machine, or another run on the same one, times otherwise
+WALL_TIMES = {"seconds_per_batch", "time_ratio"}
 # columns that say what a row of a table or summary is about (besides the measurement keys)
 KEY_NAMES = [
     "model",
@@ -178,7 +181,8 @@ def diff_tables(name: str, old: pd.DataFrame, new: pd.DataFrame) -> FileDiff:
             f"columns differ (only in OLD: {only_old}; only in NEW: {only_new}); shared ones compared"
         )
     keys = key_columns(old, new)
-    columns = [c for c in old.columns if c in new.columns and c not in keys and c not in PROVENANCE]
+    compared = lambda c: c in new.columns and c not in keys and c not in PROVENANCE | WALL_TIMES
+    columns = [c for c in old.columns if compared(c)]
     if keys:
         old_keys, new_keys = _key_text(old, keys), _key_text(new, keys)
     else:

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import __version__, models
-from ..convert import convert, haste_layers, set_hyperplanes
-from ..data import cifar10_batches, data_fingerprint, imagenet_transform_name, imagenet_val_loader
+from .. import __version__, zoo
+from ..conventions import BASELINE_COLUMNS, BY_NAME, CONVENTIONS, TOTAL_COLUMNS
+from ..convert import convert, haste_layers, set_num_hyperplanes
 from ..evaluate import evaluate
-from ..files import atomic_write_csv
-from ..models.paper_weights import paper_checkpoint
 from ..settings import HasteSettings  # also here for the notebooks: experiments.HasteSettings(...)
+from ..zoo.data import cifar10_batches, data_fingerprint, imagenet_val_loader
+from ..zoo.files import atomic_write_csv
+from ..zoo.paper_weights import paper_checkpoint
 from .paper import allowed_drops
 from .provenance import git_commit
 from .result_cache import cached_measurement, code_fingerprint, context_identity, run_context
@@ -49,25 +50,15 @@ RESULT_COLUMNS = [
     "images",
     "accuracy",
     "accuracy_drop",
-    "flops_dense",
-    "flops_haste",
-    "flops_overhead",
-    "flops_reduction",
-    "flops_reduction_no_overhead",
-    "flops_filter_merge",
-    "flops_dense_convlinear",
-    "flops_reduction_no_filter_merge",
-    "flops_reduction_convlinear",
-    "flops_reduction_convlinear_no_filter_merge",
-    "flops_reduction_convlinear_no_overhead",
+    *TOTAL_COLUMNS,  # FLOP counts, and the reduction under every accounting convention
     "haste_version",
     "commit",
     "code_fingerprint",
-    "transform",  # how the images were prepared (haste.data.imagenet_transform_name)
+    "transform",  # how the images were prepared (haste.zoo.transforms.Transform.name)
     *RUN_COLUMNS,
 ]
-# every FLOPs reduction a row reports (haste.flops: dense baseline x overhead counted)
-REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c.startswith("flops_reduction")]
+# every FLOPs reduction a row reports, one per accounting convention (haste.conventions)
+REDUCTION_COLUMNS = [c for c in RESULT_COLUMNS if c in BY_NAME]
 # what identifies a measurement: rows equal in these measured the same thing (whichever code and
 # columns they were written with)
 MEASUREMENT_KEYS = [c for c in RESULT_COLUMNS[: RESULT_COLUMNS.index("accuracy")] if c != "weights_source"]
@@ -82,12 +73,9 @@ def _provenance(model_name: str, info, resize: int | None = 256) -> dict:
         "haste_version": __version__,
         "commit": git_commit(),
         "code_fingerprint": code_fingerprint(),
-        "transform": transform_name(model_name, resize),
+        # how images are prepared for these weights (a WeightsInfo made by hand names none)
+        "transform": (info.transform or zoo.spec(model_name).transform).name(resize),
     }
-
-
-def _convert(model, settings: HasteSettings, num_hyperplanes: int, seed: int):
-    return convert(model, num_hyperplanes, settings, seed=seed)
 
 
 def evaluation_batches(
@@ -103,7 +91,7 @@ def evaluation_batches(
     ImageNet images are resized to ``resize`` (``None``: as they are) and centre-cropped to the
     model's input size, normalised as the model expects; see :func:`transform_name`.
     """
-    spec = models.spec(model_name)
+    spec = zoo.spec(model_name)
     if spec.dataset == "cifar10":
         return cifar10_batches(data, "test", batch_size, limit=limit, download=download)
     return imagenet_val_loader(  # streamed, not held
@@ -113,10 +101,7 @@ def evaluation_batches(
 
 def transform_name(model_name: str, resize: int | None = 256) -> str:
     """The ``transform`` of a result row: ``normalise-cifar10``, ``resize256-crop224-torchvision``..."""
-    spec = models.spec(model_name)
-    if spec.dataset == "cifar10":
-        return "normalise-cifar10"  # the 32x32 images as they are, the zoo's mean and std
-    return imagenet_transform_name(resize, spec.input_size, spec.preprocessing)
+    return zoo.spec(model_name).transform.name(resize)
 
 
 def pack_correct(correct: torch.Tensor) -> str:
@@ -160,7 +145,7 @@ def sweep(
     uncertainties of the drops (``haste.repro.uncertainty``).
     """
     device, shard = resolve_device(device), as_shard(shard)
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
     batches = evaluation_batches(model_name, data, limit, batch_size, download, resize)
     provenance = _provenance(model_name, info, resize)
@@ -215,8 +200,8 @@ def sweep(
         def haste_model(num_hyperplanes, seed=seed):
             nonlocal converted
             if converted is None:
-                converted = _convert(model, settings, num_hyperplanes, seed)
-            set_hyperplanes(converted, num_hyperplanes)
+                converted = convert(model, num_hyperplanes, settings, seed=seed)
+            set_num_hyperplanes(converted, num_hyperplanes)
             return converted
 
         for num_hyperplanes in hyperplanes:
@@ -273,7 +258,8 @@ def reusable_rows(
     ``data_sha256`` and :func:`~haste.repro.result_cache.run_context` of this call), rows must
     record the same data and an equal :func:`~haste.repro.result_cache.context_identity`, the
     definition the result cache keys on: the same batch size and device type, on the CPU the same
-    thread count (rows without these columns never count). Each row keeps the commit
+    thread count (a CSV without these columns never counts; a row that records no thread count
+    counts for a CPU run, see :func:`run_matches`). Each row keeps the commit
     that computed it; after a change to the numeric code, recompute instead of reusing.
     """
     fingerprint = code_fingerprint() if fingerprint is None else fingerprint
@@ -292,8 +278,7 @@ def reusable_rows(
     if run is not None:
         if not set(RUN_COLUMNS) <= set(results.columns):
             return {}
-        wanted = _run_identity(run)
-        results = results[[_run_identity(row) == wanted for _, row in results.iterrows()]]
+        results = results.loc[[run_matches(row, run) for _, row in results.iterrows()]]
     rows = results[
         (results["code_fingerprint"] == fingerprint)
         & (results["model"] == model_name)
@@ -323,7 +308,7 @@ def reusable_rows(
     return found
 
 
-def _run_identity(run) -> tuple:
+def _run_identity(run) -> dict:
     """The data and :func:`~haste.repro.result_cache.context_identity` of a row or a run, comparable
     between a row read from a CSV (numbers as floats, missing as NaN) and a run."""
     cell = lambda name: None if run.get(name) is None or pd.isna(run.get(name)) else run.get(name)
@@ -333,7 +318,19 @@ def _run_identity(run) -> tuple:
         if value is not None:
             context[name] = int(value)
     identity = context_identity(context)
-    return (cell("data_sha256"), *sorted(identity.items()))
+    return {"data_sha256": cell("data_sha256"), **identity}
+
+
+def run_matches(row, run) -> bool:
+    """Whether a row (read from a CSV) was measured on the data and in the run context of ``run``
+    (:func:`_run_identity`). A row that records no thread count (written before the column) ran on
+    the CPU and counts for a CPU run of its data and batch size: at a fixed batch size the thread
+    count changed no hash bit where it was measured (``results/hash_stability.csv``), and
+    ``verify`` checks such rows like any other."""
+    found, wanted = _run_identity(row), _run_identity(run)
+    if found.get("threads", 0) is None and "device" not in wanted:
+        wanted = {**wanted, "threads": None}
+    return found == wanted
 
 
 def _report_reuse(model_name, stored, hyperplanes, seeds, baseline):
@@ -599,8 +596,8 @@ def patch_compression(
     device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """Histogram per layer of the fraction of input channels kept (buckets / channels) per patch."""
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
-    converted = _convert(model.to(resolve_device(device)), settings, num_hyperplanes, seed)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
+    converted = convert(model.to(resolve_device(device)), num_hyperplanes, settings, seed=seed)
     batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
     edges = torch.linspace(0, 1, bins + 1)
@@ -639,7 +636,7 @@ def output_dir(results_dir: str | os.PathLike, quick: bool, weights: str = "stan
 def available_weights(model_name: str, allow_random: bool) -> str | None:
     """``"default"`` if the model's checkpoint is available; ``None`` (random init) if allowed."""
     try:
-        models.load(model_name, download=False)
+        zoo.load(model_name, download=False)
         return "default"
     except FileNotFoundError:
         if allow_random:
@@ -666,16 +663,16 @@ def l1_pruning_control(
     is the fraction of conv FLOPs HASTE kept in that layer. The others are zeroed. Same FLOPs as
     HASTE without its overhead, but fixed channels for every image and patch.
     """
-    model, info = models.load(model_name, weights, weights_dir=weights_dir)
+    model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(resolve_device(device))
     batches = evaluation_batches(model_name, data, limit)
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
     provenance = _provenance(model_name, info)
     rows = []
     for seed in seeds:
-        converted = _convert(model, settings, hyperplanes[0], seed)
+        converted = convert(model, hyperplanes[0], settings, seed=seed)
         for num_hyperplanes in hyperplanes:
-            set_hyperplanes(converted, num_hyperplanes)
+            set_num_hyperplanes(converted, num_hyperplanes)
             evaluate(converted, batches, progress=progress, description=f"HASTE L={num_hyperplanes}")
             pruned, saved = copy.deepcopy(model), 0.0
             for name, layer in haste_layers(converted):
@@ -689,8 +686,8 @@ def l1_pruning_control(
                 saved += layer.stats.dense / layer.stats.images * len(dropped) / layer.in_channels
             result = evaluate(pruned, batches, progress=progress, description="L1 pruning").to_dict()
             spent = dense["flops_dense"] - saved
-            reduction = 100 * saved / dense["flops_dense"]
-            convlinear = 100 * saved / dense["flops_dense_convlinear"]
+            # no overhead to count: under every convention, the saving over its baseline
+            reductions = {c.name: 100 * saved / dense[BASELINE_COLUMNS[c.baseline]] for c in CONVENTIONS}
             rows.append(
                 {
                     **provenance,
@@ -701,13 +698,8 @@ def l1_pruning_control(
                     **result,
                     "flops_haste": spent,
                     "flops_overhead": 0.0,
-                    "flops_reduction": reduction,
-                    "flops_reduction_no_overhead": reduction,
                     "flops_filter_merge": 0.0,
-                    "flops_reduction_no_filter_merge": reduction,
-                    "flops_reduction_convlinear": convlinear,
-                    "flops_reduction_convlinear_no_filter_merge": convlinear,
-                    "flops_reduction_convlinear_no_overhead": convlinear,
+                    **reductions,
                     "accuracy_drop": dense["accuracy"] - result["accuracy"],
                 }
             )
@@ -721,7 +713,7 @@ PAPER_RESULTS = "paper-weights"  # the folder below results/ for the paper's che
 
 
 def load_arguments(model_name: str, weights: str = "stand-in", allow_random: bool = False) -> dict:
-    """``models.load``'s ``weights`` and ``weights_dir`` for the notebooks' ``weights`` parameter.
+    """``zoo.load``'s ``weights`` and ``weights_dir`` for the notebooks' ``weights`` parameter.
 
     ``"stand-in"``: the shipped checkpoint (random init instead if it is missing and
     ``allow_random``); ``"paper"``: the zoo's checkpoint where ``python -m haste download

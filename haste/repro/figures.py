@@ -23,7 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from haste.conventions import HEADLINES
 from haste.repro import experiments, paper, plotting, tables
+from haste.repro.figures_baselines import baselines_tradeoff
 from haste.repro.plotting import (
     CONTEXT_COLOUR,
     CONVENTION_COLOURS,
@@ -470,7 +472,7 @@ def checkpoint_quality(points: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     handles: list = []
     labels: list[str] = []
-    columns = ["flops_reduction", "flops_reduction_no_overhead"]
+    columns = list(HEADLINES)
     for column in columns:
         handles.append(
             ax.errorbar(
@@ -547,6 +549,7 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "checkpoint_quality": lambda read: checkpoint_quality(
         read("checkpoint_quality_points.csv"), read("checkpoint_quality_summary.csv")
     ),
+    "baselines": lambda read: baselines_tradeoff(read("baselines.csv"), read("cifar10_sweep_summary.csv")),
 }
 
 

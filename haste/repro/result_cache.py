@@ -2,7 +2,7 @@
 
 A measurement (the ``EvalResult.to_dict()`` of one model, setting, L and seed) is stored as JSON
 under ``$HASTE_CACHE/results`` and keyed by everything that can change it: the caller's key (model,
-weights SHA-256, the data's contents (``haste.data.data_fingerprint``, never its path), images, batch
+weights SHA-256, the data's contents (``haste.zoo.data.data_fingerprint``, never its path), images, batch
 size, settings, L, seed), what of the run can change a result on its device (:func:`context_identity`,
 which row reuse applies too: on the CPU torch's thread count, whose rounding in the GEMMs flips hash
 bits whose projection is within rounding of zero; on a GPU not the CPU's threads) and the code
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from ..files import atomic_write_text, cache_dir
+from ..zoo.files import atomic_write_text, cache_dir
 from .provenance import code_fingerprint, git_commit
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import conventions
 from .experiments import RESULT_COLUMNS, operating_points
 from .paper import PAPER_POINTS, allowed_drops
 
@@ -74,42 +75,32 @@ def patch_size_table(summaries: list[pd.DataFrame]) -> pd.DataFrame:
     return table.sort_values(["model", "patch_size"], ignore_index=True)
 
 
-# The accounting conventions of every result row (haste.flops): the column that holds the
-# reduction, and what it counts.
-CONVENTIONS = {
-    "flops_reduction": "whole model (fvcore), all overhead",
-    "flops_reduction_no_filter_merge": "whole model (fvcore), overhead without the filter merge",
-    "flops_reduction_no_overhead": "whole model (fvcore), no overhead",
-    "flops_reduction_convlinear": "conv + linear only, all overhead",
-    "flops_reduction_convlinear_no_filter_merge": "conv + linear only, overhead without the filter merge",
-    "flops_reduction_convlinear_no_overhead": "conv + linear only, no overhead",
-}
+# The accounting conventions of every result row: the column that holds the reduction, and what
+# it counts (haste.conventions).
+CONVENTIONS = {convention.name: convention.label for convention in conventions.CONVENTIONS}
 
 
 def with_convlinear_baseline(rows: pd.DataFrame, dense_convlinear: dict[str, float]) -> pd.DataFrame:
     """``rows`` (result rows) with the conv + linear conventions filled in where they are missing.
 
-    Rows written before those columns existed lack them, but they follow from the row and the
-    architecture alone: the layers outside convolutions and linear layers (BN, pooling) run dense
-    and unchanged under HASTE, so subtracting them from both the dense and the HASTE count is exact.
-    ``dense_convlinear``: per model, ``haste.flops.dense_flops(...)[CONV_LINEAR]``. The
-    ``no_filter_merge`` conventions need the measured filter-merge term and stay missing.
+    They follow from the row and the architecture alone (:func:`haste.conventions.dense_and_spent`).
+    ``dense_convlinear``: per model, ``haste.report.dense_flops(...)[CONV_LINEAR]``. The
+    conventions that leave out some overhead terms but not all need those terms measured, and stay
+    missing.
     """
     rows = rows.reindex(columns=list(dict.fromkeys([*RESULT_COLUMNS, *rows.columns]))).copy()
     known = rows.model.map(dense_convlinear).astype(float)
     rows["flops_dense_convlinear"] = rows.flops_dense_convlinear.astype(float).fillna(known)
-    outside = rows.flops_dense - rows.flops_dense_convlinear
-    dense = rows.flops_dense_convlinear
-    haste = rows.flops_haste.fillna(rows.flops_dense) - outside
-    spent = {
-        "flops_reduction_convlinear": haste,
-        "flops_reduction_convlinear_no_overhead": haste - rows.flops_overhead.fillna(0.0),
-    }
-    for column, value in spent.items():
-        derived = 100.0 * (1.0 - value / dense)
-        rows[column] = rows[column].where(
-            rows[column].notna(), derived.where(rows.num_hyperplanes.notna(), 0.0)
+    haste = rows.flops_haste.fillna(rows.flops_dense)
+    overhead = rows.flops_overhead.fillna(0.0)
+    for convention in conventions.CONVENTIONS:
+        if convention.baseline != conventions.CONVLINEAR_BASELINE or not convention.from_totals:
+            continue
+        dense, spent = conventions.dense_and_spent(
+            convention, rows.flops_dense, haste, overhead, rows.flops_dense_convlinear
         )
+        derived = conventions.reduction(dense, spent).where(rows.num_hyperplanes.notna(), 0.0)
+        rows[convention.name] = rows[convention.name].where(rows[convention.name].notna(), derived)
     return rows
 
 

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import models
-from ..data import TensorBatches, load_cifar10
-from ..files import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
-from ..files import atomic_write_bytes, atomic_write_rows, one_line
+from .. import zoo
+from ..zoo.data import TensorBatches, load_cifar10
+from ..zoo.files import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
+from ..zoo.files import atomic_write_bytes, atomic_write_rows, one_line
 from .provenance import git_commit
 
 
@@ -98,10 +98,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     device = _device()
     torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     torch.manual_seed(config.seed)
-    model = models.build(config.model).to(device)
+    model = zoo.build(config.model).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    spec = models.spec(config.model)
+    spec = zoo.spec(config.model)
     images, labels = load_cifar10(config.data, "train")
     train_batches = TensorBatches(
         images,
@@ -214,20 +214,6 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
     return state_path
 
 
-MANIFEST_FIELDS = [
-    "model",
-    "file",
-    "sha256",
-    "test_accuracy",
-    "epochs",
-    "recipe",
-    "data_source",
-    "train_commit",
-    "train_hours",
-    "train_cpu_hours",
-]
-
-
 # what every run file holds (a slim file too), and what resuming a run needs besides
 RUN_KEYS = ("config", "epoch", "log", "model")
 RESUME_KEYS = RUN_KEYS + ("optimizer", "scheduler")
@@ -294,7 +280,8 @@ def export(
     """
     from safetensors.torch import save
 
-    from ..models.weights import read_manifest, sha256_file, shipped_weights_dir
+    from ..zoo.manifest import STAND_IN_MANIFEST, write_rows
+    from ..zoo.weights import read_manifest, sha256_file, shipped_weights_dir
 
     state, config = _finished_state(run)
     data = data or config.data
@@ -305,8 +292,8 @@ def export(
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(save(_half(state["model"])), target)
 
-    model, _ = models.load(config.model, weights=target)
-    spec = models.spec(config.model)
+    model, _ = zoo.load(config.model, weights=target)
+    spec = zoo.spec(config.model)
     test_images, test_labels = load_cifar10(data, "test")
     test = TensorBatches(test_images, test_labels, 500, spec.mean, spec.std)
     test_acc, _ = accuracy(model, test, torch.device("cpu"))
@@ -326,9 +313,7 @@ def export(
         if all("cpu_seconds" in r for r in state["log"])
         else "",
     }
-    manifest = read_manifest(weights_dir / "manifest.csv")
+    manifest = read_manifest(weights_dir / STAND_IN_MANIFEST)
     manifest[config.model] = row
-    atomic_write_rows(
-        (manifest[name] for name in sorted(manifest)), MANIFEST_FIELDS, weights_dir / "manifest.csv"
-    )
+    write_rows(manifest, "stand-in", weights_dir / STAND_IN_MANIFEST)
     return row

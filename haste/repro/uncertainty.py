@@ -10,12 +10,15 @@ images for every L, gives intervals for the drops and for the FLOPs reduction at
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from ..settings import HasteSettings
 from .experiments import PER_IMAGE_COLUMN, unpack_correct
 
-_SETTINGS = ["sparsity", "patch_size", "projection", "centre", "grouping", "skip", "include_pointwise"]
+_SETTINGS = [field.name for field in dataclasses.fields(HasteSettings)]
 
 
 def _hits(row) -> np.ndarray:

@@ -89,9 +89,9 @@ def read_result_csv(path: Path) -> pd.DataFrame:
 
 def estimated_seconds(row: pd.Series) -> float:
     """About how long re-measuring ``row`` takes on 2 idle cores."""
-    from .. import models
+    from .. import zoo
 
-    dataset = models.spec(row["model"]).dataset
+    dataset = zoo.spec(row["model"]).dataset
     return float(row["images"]) * float(row["flops_dense"]) * SECONDS_PER_FLOP.get(dataset, 1 / 3.5e10)
 
 
@@ -142,11 +142,11 @@ def eval_tuple(text: str) -> list[str]:
 
 
 def locate_weights(row: pd.Series, weights_dirs: list[Path]) -> tuple[str, str | None]:
-    """``models.load``'s ``weights`` and ``weights_dir`` for the checkpoint with the row's SHA-256:
+    """``zoo.load``'s ``weights`` and ``weights_dir`` for the checkpoint with the row's SHA-256:
     the shipped stand-in, an imported or torchvision file, the paper's, or a folder of ``weights_dirs``
     (e.g. the checkpoint-quality series); ``FileNotFoundError`` naming it when none has it."""
-    from .. import models
-    from ..models.weights import read_manifest
+    from .. import zoo
+    from ..zoo.weights import read_manifest
 
     name, sha = row["model"], str(row["weights_sha256"])
     for weights_dir in [None, *weights_dirs]:
@@ -155,7 +155,7 @@ def locate_weights(row: pd.Series, weights_dirs: list[Path]) -> tuple[str, str |
                 entry = read_manifest(Path(weights_dir) / "manifest.csv").get(name)
                 if entry is None or entry["sha256"] != sha:
                     continue
-            _, info = models.load(name, weights="default", weights_dir=weights_dir, download=False)
+            _, info = zoo.load(name, weights="default", weights_dir=weights_dir, download=False)
             if info.sha256 == sha:
                 return "default", None if weights_dir is None else str(weights_dir)
         except (FileNotFoundError, ValueError, KeyError):
@@ -168,16 +168,17 @@ def locate_weights(row: pd.Series, weights_dirs: list[Path]) -> tuple[str, str |
 def measure(row: pd.Series, data: str | None, imagenet: str | None, weights_dirs: list[Path]) -> dict:
     """Row ``row`` measured again with its recorded checkpoint, settings, L, seed and image count,
     by the runners' own pieces, bypassing the result cache."""
-    from .. import models
-    from ..data import cifar10_root
+    from .. import zoo
+    from ..convert import convert
     from ..evaluate import evaluate
-    from .experiments import _convert, evaluation_batches
+    from ..zoo.data import cifar10_root
+    from .experiments import evaluation_batches
 
     if row["grouping"] not in ("lsh", "random") and not pd.isna(row["num_hyperplanes"]):
         raise FileNotFoundError(f"a {row['grouping']} control row: verify re-measures HASTE rows only")
     weights, weights_dir = locate_weights(row, weights_dirs)
-    model, _ = models.load(row["model"], weights=weights, weights_dir=weights_dir, download=False)
-    spec = models.spec(row["model"])
+    model, _ = zoo.load(row["model"], weights=weights, weights_dir=weights_dir, download=False)
+    spec = zoo.spec(row["model"])
     if spec.dataset == "cifar10":
         root, resize = str(cifar10_root(data)), None
         limit = None if int(row["images"]) == 10_000 else int(row["images"])
@@ -191,7 +192,7 @@ def measure(row: pd.Series, data: str | None, imagenet: str | None, weights_dirs
     batches = evaluation_batches(row["model"], root, limit, resize=resize)
     network = model
     if not pd.isna(row["num_hyperplanes"]):
-        network = _convert(model, _settings(row), int(row["num_hyperplanes"]), int(row["seed"]))
+        network = convert(model, int(row["num_hyperplanes"]), _settings(row), seed=int(row["seed"]))
     return evaluate(network, batches, progress=False).to_dict()
 
 

@@ -2,7 +2,7 @@
 
 Nothing half-done can pass for complete. A download goes to ``<name>.partial`` (resumed from there
 when the server allows) and is renamed when it has all its bytes; the checkpoints are extracted
-into a temporary folder, each loaded strictly into its ``haste.models`` architecture and hashed, and
+into a temporary folder, each loaded strictly into its ``haste.zoo`` architecture and hashed, and
 that folder is renamed into place, with its ``manifest.csv``, only then. Offline, or when a download
 fails, the error is one line saying what to fetch by hand and where to put it.
 """
@@ -25,12 +25,12 @@ from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
 from .files import atomic_write_text, cache_dir, exclusive, one_line, remove_stale, writer_tag
-from .models.paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
+from .manifest import COLUMNS
+from .paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
 
 # huyvnphan/PyTorch_CIFAR10's state_dicts.zip (933 MB), the URL of its data.py; the README names a copy
 ZOO_URL = "https://rutgers.box.com/shared/static/gkw08ecs797j2et1ksmbg1w5t3idf5r5.zip"
 ZOO_COPY = "https://drive.google.com/file/d/17fmN8eQdLpq2jIMQ_X0IXDPXfI9oVWgq/view"
-MANIFEST_COLUMNS = ["model", "file", "sha256", "size_bytes", "archive", "archive_sha256", "archive_trust"]
 # the zoo publishes no hash of its archive: what the manifest says of it
 ARCHIVE_TRUST = "as given: no published hash to check it against; each checkpoint loads strictly"
 # the largest member read from an archive: the zoo's largest state dict (VGG19-BN's, 156 MB) with
@@ -192,8 +192,8 @@ def extract_paper_weights(
     archive: str | os.PathLike, directory: str | os.PathLike, source: str
 ) -> list[dict]:
     """Unpack the paper's architectures from the zoo's ``archive`` into ``directory``, each checked by
-    loading it strictly into its ``haste.models`` architecture; writes and returns the manifest."""
-    from . import models
+    loading it strictly into its ``haste.zoo`` architecture; writes and returns the manifest."""
+    from .weights import sha256_file
 
     archive, directory = Path(archive), Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -220,14 +220,14 @@ def extract_paper_weights(
                     check_loads(f"cifar10/{arch}", target)
                 except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as error:
                     raise DownloadError(
-                        f"{member} in {archive} is not a checkpoint of haste.models' cifar10/{arch} "
+                        f"{member} in {archive} is not a checkpoint of haste.zoo' cifar10/{arch} "
                         f"({one_line(error)}); the archive is corrupt or not the zoo's"
                     ) from error
-                sha, size = models.sha256_file(target), target.stat().st_size
+                sha, size = sha256_file(target), target.stat().st_size
                 rows.append(
                     {"model": f"cifar10/{arch}", "file": target.name, "sha256": sha, "size_bytes": size}
                 )
-        archive_sha = models.sha256_file(archive)
+        archive_sha = sha256_file(archive)
         provenance = {"archive": source, "archive_sha256": archive_sha, "archive_trust": ARCHIVE_TRUST}
         rows = [row | provenance for row in rows]
         atomic_write_text(_manifest_text(rows), staging / MANIFEST)
@@ -282,8 +282,8 @@ def check_loads(name: str, path: str | os.PathLike) -> None:
     """
     import torch
 
-    from .models import build
-    from .models.weights import load_state_dict
+    from . import build
+    from .weights import load_state_dict
 
     with torch.device("meta"):
         model = build(name)
@@ -292,7 +292,7 @@ def check_loads(name: str, path: str | os.PathLike) -> None:
 
 def _manifest_text(rows: list[dict]) -> str:
     text = io.StringIO()
-    writer = csv.DictWriter(text, MANIFEST_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, COLUMNS["paper"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue()
@@ -306,7 +306,7 @@ def _manifest_rows(path: Path) -> list[dict]:
 def complete_manifest(directory: str | os.PathLike) -> list[dict] | None:
     """The manifest rows of a complete download in ``directory`` (every paper architecture listed,
     every listed file of its recorded size and SHA-256), else ``None``."""
-    from .models import sha256_file
+    from . import sha256_file
 
     path = Path(directory) / MANIFEST
     if not path.is_file():

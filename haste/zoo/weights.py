@@ -10,16 +10,18 @@ instead.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..files import cache_dir
+from .files import cache_dir
+from .manifest import STAND_IN_MANIFEST, read_rows
+from .transforms import Transform
 
 
 def shipped_weights_dir() -> Path:
@@ -38,7 +40,7 @@ def shipped_weights_dir() -> Path:
 
 
 def manifest_path() -> Path:
-    return shipped_weights_dir() / "manifest.csv"
+    return shipped_weights_dir() / STAND_IN_MANIFEST
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -56,7 +58,9 @@ class WeightsInfo:
     model: str
     path: str
     sha256: str
-    source: str  # "stand-in" (shipped, trained here), "torchvision", "user file", "random init"
+    source: str  # "stand-in", "paper", "imported", "torchvision", "user file", "random init"
+    transform: Transform | None = None  # how images are prepared for these weights
+    meta: Mapping[str, str] = field(default_factory=dict)  # the manifest's row: accuracy, recipe, commit
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -128,10 +132,7 @@ def read_manifest(path: str | os.PathLike | None = None) -> dict[str, dict[str, 
     refused, since a prefix would let a corrupt checkpoint pass for the shipped one.
     """
     path = manifest_path() if path is None else Path(path)
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as handle:
-        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    rows = read_rows(path)
     for name, row in rows.items():
         if not is_full_sha256(row.get("sha256")):
             raise ChecksumError(

