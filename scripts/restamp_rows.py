@@ -27,7 +27,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from numeric_battery import CASES  # noqa: E402
+from numeric_battery import CASES, L1_CASE  # noqa: E402
 
 from haste.repro import baselines as baseline_runner  # noqa: E402
 from haste.repro.experiments import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
@@ -126,6 +126,8 @@ def needed_cases(row: pd.Series) -> list[str] | None:
     cases = ["images", f"{row['model']} dense"]
     if pd.isna(row["num_hyperplanes"]):
         return cases
+    if row["grouping"] == "l1-pruning":  # the static control, not HASTE: a case of its own
+        return cases + [L1_CASE] if row["model"] == "cifar10/resnet34" else None
     case = case_of(row)
     return None if case is None else cases + [f"{row['model']} L=14 seed=0 {case}"]
 
@@ -144,7 +146,8 @@ def baseline_cases(row: pd.Series, current: dict) -> list[str] | None:
     if method not in baseline_runner.STATIC_METHODS or not isinstance(current.get(case), dict):
         return None
     reduction = 100.0 * (1 - float(row["flops"]) / float(row["flops_dense"]))
-    if int(row["flops"]) != current[case]["flops"] or abs(reduction - float(row["flops_reduction"])) > 1e-3:
+    written = float(f"{current[case]['flops']:.6g}")  # as the runner writes it: 6 significant digits
+    if float(row["flops"]) != written or abs(reduction - float(row["flops_reduction"])) > 1e-3:
         return None
     return cases + [case]
 

@@ -33,6 +33,7 @@ def test_every_derived_csv_is_listed():
 
     measured = {
         *MEASUREMENT_CSVS,
+        "baselines.csv",  # 10_baselines' measurements
         "patch_compression.csv",  # per-patch statistics, measured
         "hash_stability.csv",  # benchmarks/hash_stability.py's measurements
         "hash_stability_layers.csv",

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_cli import run_failing
@@ -194,3 +195,14 @@ def test_method_names_the_default_execution_path_and_how_the_paths_differ():
     text = " ".join((ROOT / "docs" / "method.md").read_text().split())
     assert '(the default, `execution="gemm"`' in text and '(default, `execution="eval"`)' not in text
     assert "Both give the same outputs" not in text and "a hash bit flips" in text
+
+
+def test_naming_a_notebooks_output_folder_creates_nothing(tmp_path):
+    """A run that fails before it writes leaves no empty folder: the writers make it with a file."""
+    from haste.repro import experiments
+    from haste.zoo.files import atomic_write_csv
+
+    folder = experiments.output_dir(tmp_path / "results", quick=True, weights="paper")
+    assert folder == tmp_path / "results" / "paper-weights" / "quick" and not (tmp_path / "results").exists()
+    atomic_write_csv(pd.DataFrame({"a": [1]}), folder / "rows.csv")
+    assert (folder / "rows.csv").read_text() == "a\n1\n"

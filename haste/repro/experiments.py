@@ -626,11 +626,11 @@ def patch_compression(
 
 def output_dir(results_dir: str | os.PathLike, quick: bool, weights: str = "stand-in") -> Path:
     """Where a notebook writes: ``results_dir``, or its ``quick/`` subfolder in quick mode; results
-    of the paper's checkpoints (``weights`` "paper" or a folder) in ``paper-weights/`` below it."""
+    of the paper's checkpoints (``weights`` "paper" or a folder) in ``paper-weights/`` below it.
+    Not created here: the writers create it with their first file, so a run that fails first leaves
+    no empty folder."""
     paper = weights not in STAND_IN_CHOICES + ("random",)
-    directory = Path(results_dir) / (PAPER_RESULTS if paper else "") / ("quick" if quick else "")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return Path(results_dir) / (PAPER_RESULTS if paper else "") / ("quick" if quick else "")
 
 
 def available_weights(model_name: str, allow_random: bool) -> str | None:
