@@ -75,12 +75,15 @@ def test_every_committed_measurement_row_carries_todays_fingerprint():
 
     from haste.repro.verify import MEASUREMENT_CSVS, RESULTS
 
-    today = provenance.code_fingerprint()
+    from haste.repro.baselines import code_fingerprint_with_baselines
+
+    today = {name: provenance.code_fingerprint() for name in [*MEASUREMENT_CSVS, "patch_compression.csv"]}
+    today["baselines.csv"] = code_fingerprint_with_baselines()  # the core's and the baselines' code
     stale = {}
-    for name in [*MEASUREMENT_CSVS, "patch_compression.csv"]:
+    for name, fingerprint in today.items():
         rows = pd.read_csv(RESULTS / name, dtype={"code_fingerprint": str})
         fingerprints = rows.get("code_fingerprint", pd.Series(["none"] * len(rows)))
-        count = int((fingerprints.fillna("none") != today).sum())
+        count = int((fingerprints.fillna("none") != fingerprint).sum())
         if count:
             stale[name] = count
     assert not stale, f"rows not of today's code (re-measure, or python scripts/restamp_rows.py): {stale}"
