@@ -73,9 +73,8 @@ def test_every_committed_measurement_row_carries_todays_fingerprint():
     code that decides values, measure the rows again or run that script."""
     import pandas as pd
 
-    from haste.repro.verify import MEASUREMENT_CSVS, RESULTS
-
     from haste.repro.baselines import code_fingerprint_with_baselines
+    from haste.repro.verify import MEASUREMENT_CSVS, RESULTS
 
     today = {name: provenance.code_fingerprint() for name in [*MEASUREMENT_CSVS, "patch_compression.csv"]}
     today["baselines.csv"] = code_fingerprint_with_baselines()  # the core's and the baselines' code
