@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_cli import run_failing
@@ -555,6 +556,13 @@ def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_recor
     assert (4, 0) in experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run)
     for other in ({"batch_size": 4}, {"device": "cuda"}, {"data_sha256": "0" * 64}):
         assert experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run | other) == {}
+    # a dense row written once per patch size (one measurement, several rows) still counts; rows of
+    # it that disagree do not
+    dense = unrecorded[unrecorded.num_hyperplanes.isna()]
+    twice = pd.concat([unrecorded, dense], ignore_index=True)
+    assert (4, 0) in experiments.reusable_rows(twice, "cifar10/resnet18", sha, 10, run=cpu_run)
+    disagreeing = pd.concat([unrecorded, dense.assign(accuracy=dense.accuracy + 1)], ignore_index=True)
+    assert experiments.reusable_rows(disagreeing, "cifar10/resnet18", sha, 10, run=cpu_run) == {}
 
 
 # --- 12: misuse of the command line and of downloads: one line where it happens, or it works ------

@@ -249,8 +249,9 @@ def reusable_rows(
     ``fingerprint``, by default :func:`~haste.repro.result_cache.code_fingerprint`: rows without one
     never count) and model, checkpoint SHA-256, image count and every HASTE setting match. So after
     any change to the library's code, or to the torch or numba version, every row is recomputed. The
-    stored dense row must be there, since the stored drops were computed from it, and
-    ``dense_accuracy``, the dense model just measured on this call's data, must equal its accuracy:
+    stored dense row must be there (rows of it written more than once must agree), since the stored
+    drops were computed from it, and ``dense_accuracy``, the dense model just measured on this call's
+    data, must equal its accuracy:
     the rows do not name their data, and another copy of the test split (the lossless original
     against the JPEG mirror) has the same image count. Weights without a hash (random init) never
     count. With ``transform``, rows must name it (or, written before the column, be the default
@@ -286,7 +287,7 @@ def reusable_rows(
         & (results["images"] == images)
     ]
     dense = rows[rows["num_hyperplanes"].isna()]
-    if len(dense) != 1:
+    if len(dense) == 0 or dense["accuracy"].nunique() != 1:  # none, or several that disagree
         return {}
     stored_accuracy = dense["accuracy"].iloc[0]
     if dense_accuracy is not None and not np.isclose(stored_accuracy, dense_accuracy, rtol=0, atol=1e-4):
