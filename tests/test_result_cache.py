@@ -177,3 +177,7 @@ def test_every_runner_records_the_code_fingerprint(tmp_path):
     patches = experiments.patch_compression("cifar10/resnet18", 8, root, weights=str(weights), progress=False)
     for rows in (pruned, patches):
         assert (rows["code_fingerprint"] == fingerprint).all()
+    # the L1 control's rows record their data and run as a sweep's do (a full run rewrites them equal)
+    sweep = experiments.sweep("cifar10/resnet18", [8], [0], root, weights=str(weights), progress=False)
+    for column in experiments.RUN_COLUMNS:
+        assert pruned[column].notna().all() and pruned[column].iloc[0] == sweep[column].iloc[0], column

@@ -664,11 +664,14 @@ def l1_pruning_control(
     is the fraction of conv FLOPs HASTE kept in that layer. The others are zeroed. Same FLOPs as
     HASTE without its overhead, but fixed channels for every image and patch.
     """
+    device, batch_size = resolve_device(device), 256
     model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
-    model = model.to(resolve_device(device))
-    batches = evaluation_batches(model_name, data, limit)
+    model = model.to(device)
+    batches = evaluation_batches(model_name, data, limit, batch_size)
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
-    provenance = _provenance(model_name, info)
+    # the data and the run context, as a sweep's rows record them
+    run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
+    provenance = _provenance(model_name, info) | run
     rows = []
     for seed in seeds:
         converted = convert(model, hyperplanes[0], settings, seed=seed)
