@@ -16,11 +16,13 @@ from .module import HasteConv2d, unsupported_reason
 from .settings import (
     DEFAULT_NUM_HYPERPLANES,
     DEFAULTS,
+    LAYER_SEED_STRIDE,
     HasteSettings,
     check_execution,
     check_flag,
+    check_model_seed,
     check_num_hyperplanes,
-    check_seed,
+    user_stacklevel,
 )
 
 _SKIP_REASONS = "_haste_skipped"  # attribute on the converted root module: {layer name: reason}
@@ -61,7 +63,7 @@ def convert(
     ``haste.summary(model)`` lists what was replaced and why the rest was not.
     """
     settings = _settings(settings, overrides)
-    num_hyperplanes, seed = check_num_hyperplanes(num_hyperplanes), check_seed(seed)
+    num_hyperplanes = check_num_hyperplanes(num_hyperplanes)
     inplace = check_flag("inplace", inplace)
     skip = settings.skip
     if not inplace:
@@ -73,6 +75,7 @@ def convert(
     ]
     if not convs:
         raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to convert")
+    seed = check_model_seed(seed, len(convs))
     patterns = [] if isinstance(skip, int) else list(skip)
     _warn_about_skip(skip, patterns, [name for name, _ in convs])
     options = settings.layer_options()
@@ -88,7 +91,7 @@ def convert(
             reasons[name] = reason
         if name in reasons:
             continue
-        layer = HasteConv2d.from_conv(conv, num_hyperplanes, seed=seed * 10_000 + index, **options)
+        layer = HasteConv2d.from_conv(conv, num_hyperplanes, seed=seed * LAYER_SEED_STRIDE + index, **options)
         if name == "":
             return layer
         _set_submodule(model, name, layer)
@@ -96,7 +99,7 @@ def convert(
         warnings.warn(
             f"convert: the model is a single conv, left dense ({reasons['']}); skip=0 converts it",
             UserWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     setattr(model, _SKIP_REASONS, reasons)
     return model
@@ -104,19 +107,19 @@ def convert(
 
 def _warn_about_skip(skip, patterns: list[str], names: list[str]) -> None:
     """A warning for a ``skip`` that cannot mean what it says: a count beyond the convs, a pattern
-    that matches no conv (``convert``'s caller is two frames up)."""
+    that matches no conv."""
     if isinstance(skip, int) and skip > len(names):
         warnings.warn(
             f"convert: skip={skip} is more than the model's {len(names)} convs: none is converted",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
             warnings.warn(
                 f"convert: skip pattern {pattern!r} matches no conv (their names: {names[0]!r}, ...)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
 
 
@@ -192,7 +195,9 @@ def set_num_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
 def set_hyperplanes(model: nn.Module, num_hyperplanes: int) -> nn.Module:
     """Deprecated name of :func:`set_num_hyperplanes`."""
     warnings.warn(
-        "haste.set_hyperplanes is deprecated: use haste.set_num_hyperplanes", DeprecationWarning, stacklevel=2
+        "haste.set_hyperplanes is deprecated: use haste.set_num_hyperplanes",
+        DeprecationWarning,
+        stacklevel=user_stacklevel(),
     )
     return set_num_hyperplanes(model, num_hyperplanes)
 

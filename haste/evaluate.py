@@ -12,6 +12,7 @@ from tqdm import tqdm  # text bars: they reach the terminal from notebooks run b
 
 from .convert import reset_stats
 from .report import FlopReport, cached_dense_flops, flop_report
+from .settings import user_stacklevel
 
 
 @dataclass
@@ -68,7 +69,7 @@ def evaluate(
         warnings.warn(
             f"{nonfinite} of {len(correct)} images gave non-finite logits (NaN or Inf); they count as wrong",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     assert input_shape is not None  # at least one batch was seen
     report = flop_report(model, input_shape, cached_dense_flops(model, input_shape))

@@ -13,6 +13,7 @@ import warnings
 import torch
 
 from .hashing import bucket_ids, hash_windows
+from .settings import SEED_LIMIT, user_stacklevel
 
 
 class Grouping:
@@ -63,7 +64,7 @@ class RandomGroups(Grouping):
     def group(self, windows, hyperplanes, centre, seed):
         _, counts = LSH().group(windows, hyperplanes, centre, seed)
         tiles, channels = windows.shape[1], windows.shape[-1]
-        generator = torch.Generator().manual_seed(seed + 1_000_003)
+        generator = torch.Generator().manual_seed((seed + 1_000_003) % SEED_LIMIT)
         ranks = torch.rand(tiles, channels, generator=generator).argsort(1).argsort(1).to(windows.device)
         return ranks.unsqueeze(0) % counts.unsqueeze(-1), counts
 
@@ -97,5 +98,5 @@ def fallback_notice(scheme: Grouping) -> None:
     warnings.warn(
         f"grouping {scheme.name!r} has no numba kernel: it runs the torch version, slower on the CPU",
         UserWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )

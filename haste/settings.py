@@ -8,6 +8,8 @@ hyperplane seed. Every value is checked when it is set, by the functions below, 
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -56,10 +58,42 @@ def check_patch_size(value) -> int:
     return int(value)
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning name the first line outside haste and torch (an
+    ``nn.Module.__setattr__`` or ``__call__`` between them) and outside the ``__init__`` a dataclass
+    generates, however deep the warning is raised: call it in the function that calls ``warnings.warn``."""
+    torch_file = getattr(sys.modules.get("torch"), "__file__", None)
+    inside = (_PACKAGE, *([os.path.dirname(torch_file)] if torch_file else []))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(inside) or frame.f_code.co_filename == "<string>"
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes seeds below this
+LAYER_SEED_STRIDE = 10_000  # convert: layer i draws from seed * LAYER_SEED_STRIDE + i
+
+
 def check_seed(value) -> int:
-    if not is_int(value) or value < 0:
-        raise ValueError(f"seed must be an integer >= 0, not {value!r}")
+    if not is_int(value) or not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"seed must be an integer in [0, 2**64), not {value!r}")
     return int(value)
+
+
+def check_model_seed(seed, num_layers: int) -> int:
+    """A seed of :func:`haste.convert`, whose layer ``i`` draws from ``seed * 10,000 + i``."""
+    seed = check_seed(seed)
+    if seed * LAYER_SEED_STRIDE + num_layers - 1 >= SEED_LIMIT:
+        raise ValueError(
+            f"seed {seed}: too large: layer i draws its hyperplanes from seed * 10,000 + i, which "
+            "torch's generators take only below 2**64"
+        )
+    return seed
 
 
 def check_projection(value) -> str:
@@ -103,7 +137,9 @@ def check_execution(value) -> str:
     if isinstance(value, str) and value in _RENAMED_EXECUTIONS:
         new = _RENAMED_EXECUTIONS[value]
         warnings.warn(
-            f"execution={value!r} is deprecated: it is called {new!r} now", DeprecationWarning, stacklevel=3
+            f"execution={value!r} is deprecated: it is called {new!r} now",
+            DeprecationWarning,
+            stacklevel=user_stacklevel(),
         )
         return new
     if value not in EXECUTIONS or not isinstance(value, str):

@@ -401,11 +401,31 @@ def run_module(module: Module, copies: list[Path], sessions: Path, config: dict,
                         _restore(path, before, status)
                         free.append(slot)
                         continue
+                    try:  # Python refuses it (``**`` made ``*`` in a dict display): every import fails
+                        compile(mutated, str(path), "exec")
+                    except SyntaxError as error:
+                        _restore(path, before, status)
+                        free.append(slot)
+                        diff = diff_text(original, mutated, str(spec.module_path))
+                        refused = f"does not compile: {error}"
+                        db.set_result(
+                            item.job_id,
+                            WorkResult(
+                                worker_outcome=WorkerOutcome.NORMAL,
+                                output=refused,
+                                test_outcome=TestOutcome.KILLED,
+                                diff=diff,
+                            ),
+                        )
+                        done += 1
+                        continue
                     log = sessions / f"{slug}.{slot}.log"
                     pid = start_tests(copies[slot], module.tests, log, args.threads)
                     diff = diff_text(original, mutated, str(spec.module_path))
                     restore = (path, before, status)
                     running.append(Running(pid, time.monotonic(), log, slot, item, restore, diff))
+                if not running:  # the last ones did not compile
+                    continue
                 run, code = wait_any(running, timeout)
                 running.remove(run)
                 _restore(*run.restore)

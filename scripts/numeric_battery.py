@@ -120,10 +120,15 @@ L1_CASE = "cifar10/resnet34 l1-pruning L=14 seed=0"
 def l1_control_case(root: str) -> dict:
     """The ablations' static L1 control (``l1_pruning_control``) on ResNet34 at L = 14, seed 0, on 32
     test images: its row's numbers, where this version has the control."""
-    try:
-        control = importlib.import_module("haste.repro.experiments").l1_pruning_control
-    except (ImportError, AttributeError) as error:
-        return {L1_CASE: f"n/a: {type(error).__name__}"}
+    control = None
+    for module in ("haste.repro.controls", "haste.repro.experiments"):  # where it lives, where it lived
+        try:
+            control = importlib.import_module(module).l1_pruning_control
+            break
+        except (ImportError, AttributeError) as error:
+            missing = error
+    if control is None:
+        return {L1_CASE: f"n/a: {type(missing).__name__}"}
     row = control("cifar10/resnet34", [14], [0], root, limit=32, progress=False).iloc[0]
     numbers = {
         name: float(value)

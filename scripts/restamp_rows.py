@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))  # numeric_battery takes the editable install's fi
 from numeric_battery import CASES, L1_CASE  # noqa: E402
 
 from haste.repro import baselines as baseline_runner  # noqa: E402
-from haste.repro.experiments import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
 from haste.repro.provenance import code_fingerprint, git_commit  # noqa: E402
+from haste.repro.result_rows import RESULT_COLUMNS, read_rows, save_rows  # noqa: E402
 from haste.repro.verify import MEASUREMENT_CSVS  # noqa: E402
 from haste.settings import HasteSettings  # noqa: E402
 from haste.zoo.files import atomic_write_csv, atomic_write_text, cache_dir  # noqa: E402

@@ -12,6 +12,7 @@ from test_cli import run_failing
 from test_data import make_tree
 from test_train import config as train_config
 
+from haste.repro import result_rows
 from haste.repro import train as training
 from haste.repro.cli import main
 
@@ -58,10 +59,10 @@ def test_a_crafted_run_file_is_refused_without_running_its_code(tmp_path, capsys
 # --- 10: every CSV, summary, manifest and log is written atomically --------------------------------
 
 
-def result_rows(count: int):
+def fake_rows(count: int):
     import pandas as pd
 
-    from haste.repro.experiments import RESULT_COLUMNS
+    from haste.repro.result_rows import RESULT_COLUMNS
 
     return pd.DataFrame(
         [
@@ -77,17 +78,17 @@ def test_a_csv_write_that_fails_part_way_leaves_the_earlier_file_whole(tmp_path)
     import sys
     import textwrap
 
-    from haste.repro.experiments import save_rows
+    from haste.repro.result_rows import save_rows
 
     path = tmp_path / "cifar10_sweep.csv"
-    save_rows(result_rows(141), path)
+    save_rows(fake_rows(141), path)
     before = path.read_bytes()
     # a disk that fills after a third of the file: the process may write no file beyond that size
     script = textwrap.dedent(
         f"""
         import resource, signal
         import pandas as pd
-        from haste.repro.experiments import save_rows
+        from haste.repro.result_rows import save_rows
         rows = pd.read_csv({str(path)!r})
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill, as on a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 3}, resource.RLIM_INFINITY))
@@ -164,7 +165,7 @@ def committed_rows(model: str, sha: str, grid, seeds=(0, 1, 2), source="stand-in
     """Rows as a committed sweep holds them (from other code: none is reused), a baseline first."""
     import pandas as pd
 
-    from haste.repro.experiments import RESULT_COLUMNS
+    from haste.repro.result_rows import RESULT_COLUMNS
 
     base = {"model": model, "weights_source": source, "weights_sha256": sha, "images": 10}
     base |= {"commit": "0" * 40, "code_fingerprint": "other code", "flops_dense": 1e8}
@@ -195,7 +196,7 @@ def test_sweep_models_keeps_the_rows_of_models_it_did_not_run(tmp_path, tiny_wei
             committed_rows("cifar10/vgg13_bn", "cd" * 32, [12]),
         ]
     )
-    experiments.save_rows(earlier, csv_path)
+    result_rows.save_rows(earlier, csv_path)
 
     def load_arguments(name, weights, allow_random):
         if name != "cifar10/resnet18":
@@ -206,7 +207,7 @@ def test_sweep_models_keeps_the_rows_of_models_it_did_not_run(tmp_path, tiny_wei
     names = ["cifar10/vgg11_bn", "cifar10/resnet18"]
     rows, summary = experiments.sweep_models(names, lambda name: [4, 8], [0], root, csv_path)
     assert "SKIPPED cifar10/vgg11_bn" in capsys.readouterr().out
-    written = experiments.read_rows(csv_path)
+    written = result_rows.read_rows(csv_path)
     assert rows.equals(written)
     key = ["model", "num_hyperplanes", "seed"]
     by_key = written.set_index(key).sort_index()
@@ -530,7 +531,7 @@ def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_recor
     sweep = lambda **options: experiments.sweep(
         "cifar10/resnet18", [4], [0], root, weights=tiny_weights, progress=False, **options
     )
-    committed = experiments.save_rows(with_threads(1, lambda: sweep(batch_size=8)), tmp_path / "s.csv")
+    committed = result_rows.save_rows(with_threads(1, lambda: sweep(batch_size=8)), tmp_path / "s.csv")
     assert committed[["batch_size", "device", "threads"]].drop_duplicates().values.tolist() == [[8, "cpu", 1]]
     assert committed.data_sha256.nunique() == 1 and len(committed.data_sha256[0]) == 64
     real_evaluate, calls = experiments.evaluate, []
@@ -545,24 +546,24 @@ def test_rows_are_reused_only_under_the_batch_size_device_and_threads_they_recor
     gpu = committed.assign(device="cuda", threads=8)
     sha = committed.weights_sha256[0]
     run = {"data_sha256": committed.data_sha256[0], "batch_size": 8, "device": "cuda", "threads": 2}
-    found = experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=run)
+    found = result_rows.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=run)
     assert (4, 0) in found
-    assert experiments.reusable_rows(gpu.assign(device="cpu"), "cifar10/resnet18", sha, 10, run=run) == {}
+    assert result_rows.reusable_rows(gpu.assign(device="cpu"), "cifar10/resnet18", sha, 10, run=run) == {}
     other_data = run | {"data_sha256": "0" * 64}
-    assert experiments.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=other_data) == {}
+    assert result_rows.reusable_rows(gpu, "cifar10/resnet18", sha, 10, run=other_data) == {}
     # rows written before the thread count was recorded: CPU rows, for a CPU run of their batch size
     unrecorded = committed.assign(device=np.nan, threads=np.nan)
     cpu_run = run | {"device": "cpu", "threads": 2}
-    assert (4, 0) in experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run)
+    assert (4, 0) in result_rows.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run)
     for other in ({"batch_size": 4}, {"device": "cuda"}, {"data_sha256": "0" * 64}):
-        assert experiments.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run | other) == {}
+        assert result_rows.reusable_rows(unrecorded, "cifar10/resnet18", sha, 10, run=cpu_run | other) == {}
     # a dense row written once per patch size (one measurement, several rows) still counts; rows of
     # it that disagree do not
     dense = unrecorded[unrecorded.num_hyperplanes.isna()]
     twice = pd.concat([unrecorded, dense], ignore_index=True)
-    assert (4, 0) in experiments.reusable_rows(twice, "cifar10/resnet18", sha, 10, run=cpu_run)
+    assert (4, 0) in result_rows.reusable_rows(twice, "cifar10/resnet18", sha, 10, run=cpu_run)
     disagreeing = pd.concat([unrecorded, dense.assign(accuracy=dense.accuracy + 1)], ignore_index=True)
-    assert experiments.reusable_rows(disagreeing, "cifar10/resnet18", sha, 10, run=cpu_run) == {}
+    assert result_rows.reusable_rows(disagreeing, "cifar10/resnet18", sha, 10, run=cpu_run) == {}
 
 
 # --- 12: misuse of the command line and of downloads: one line where it happens, or it works ------

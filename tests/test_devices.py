@@ -9,9 +9,9 @@ from test_data import make_tree
 import haste
 from haste import zoo
 from haste.convert import haste_layers
-from haste.repro import experiments
+from haste.repro import devices, experiments, result_rows
 from haste.repro.cli import main
-from haste.repro.experiments import Shard, as_shard, resolve_device
+from haste.repro.devices import Shard, as_shard, resolve_device
 
 
 def test_the_default_device_is_a_gpu_when_one_is_present(monkeypatch):
@@ -36,8 +36,8 @@ def test_unusable_devices_are_refused(monkeypatch):
 
 def test_cpu_measurements_keep_their_cache_keys():
     # measurements cached before the device was a choice were all on the CPU: their keys stay valid
-    assert experiments.device_key(torch.device("cpu")) == {}
-    assert experiments.device_key(torch.device("cuda", 3)) == {"device": "cuda"}  # shared by all GPUs
+    assert devices.device_key(torch.device("cpu")) == {}
+    assert devices.device_key(torch.device("cuda", 3)) == {"device": "cuda"}  # shared by all GPUs
 
 
 def test_a_model_converted_on_a_device_is_wholly_there():
@@ -155,7 +155,7 @@ def test_the_shard_numbering_runs_on_across_models(tmp_path, monkeypatch):
     def fake_sweep(name, grid, seeds, data, shard=None, **options):
         taken.extend((name, L) for L in grid if shard.takes_next())
         return pd.DataFrame({"model": [name], "num_hyperplanes": [None]}).reindex(
-            columns=experiments.RESULT_COLUMNS
+            columns=result_rows.RESULT_COLUMNS
         )
 
     monkeypatch.setattr(experiments, "sweep", fake_sweep)

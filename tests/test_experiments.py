@@ -1,12 +1,15 @@
 """Experiment helpers: comparing settings at equal FLOPs, checked by hand."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from haste.repro.experiments import drop_at_reduction
+from haste.repro.analysis import drop_at_reduction
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_drop_is_interpolated_between_measured_points_and_never_extrapolated():
@@ -25,7 +28,8 @@ def test_drop_is_interpolated_between_measured_points_and_never_extrapolated():
 
 
 def test_summary_of_saved_rows_is_what_a_rerun_reading_them_back_derives(tmp_path):
-    from haste.repro.experiments import RESULT_COLUMNS, save_rows, summarize
+    from haste.repro.analysis import summarize
+    from haste.repro.result_rows import RESULT_COLUMNS, save_rows
 
     rows = pd.DataFrame(
         [
@@ -98,3 +102,20 @@ def test_quality_trend_is_the_least_squares_line():
     assert trend.extrapolated and trend.checkpoints == 4
     assert 0.99 < trend.correlation < 1
     assert not quality_trend(points, ["flops_reduction"], at=75.0).iloc[0].extrapolated
+
+
+def test_rows_measured_now_and_rows_reused_land_in_the_order_of_the_file(tmp_path):
+    """05_ablations concatenates rows read back from the CSV with rows measured now, whose columns hold
+    Python ints and bools where the file's hold floats and strings: the file must come out the same
+    in whichever order, and equal to the committed one."""
+    from haste.repro.result_rows import read_rows, save_rows
+
+    committed = ROOT / "results" / "ablations.csv"
+    rows = read_rows(committed)
+    control = rows.variant == "L1 pruning (control)"
+    measured = rows[control].astype(object)  # as a fresh measurement holds them
+    for column in ("num_hyperplanes", "patch_size", "skip", "seed"):
+        measured[column] = [int(value) for value in measured[column]]
+    for first, second in ((rows[~control], measured), (measured, rows[~control])):
+        save_rows(pd.concat([first, second], ignore_index=True), tmp_path / "ablations.csv")
+        assert (tmp_path / "ablations.csv").read_bytes() == committed.read_bytes()

@@ -125,7 +125,7 @@ def test_dense_model_has_zero_reduction():
 def test_operating_points_when_no_l_qualifies():
     import pandas as pd
 
-    from haste.repro.experiments import operating_points
+    from haste.repro.analysis import operating_points
 
     summary = pd.DataFrame(
         {"model": ["m", "m"], "accuracy_drop": [3.0, 5.0], "flops_reduction": [10.0, 20.0]}

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from haste.repro import experiments, tables
-from haste.repro.experiments import grid_status, next_hyperplanes, operating_points
+from haste.repro import experiments, result_rows, tables
+from haste.repro.analysis import grid_status, next_hyperplanes, operating_points
 
 
 def curve(model, drops, grid=(10, 12, 14, 16)):
@@ -66,7 +66,7 @@ def test_sweep_models_extends_the_grid_until_the_limit_is_crossed(tmp_path, monk
     def fake_sweep(name, grid, seeds, data, baseline=True, **options):
         rows = [{"model": name, "num_hyperplanes": None, "accuracy_drop": 0.0}] if baseline else []
         rows += [{"model": name, "num_hyperplanes": L, "seed": 0, "accuracy_drop": 12 / L} for L in grid]
-        rows = pd.DataFrame(rows).reindex(columns=experiments.RESULT_COLUMNS)
+        rows = pd.DataFrame(rows).reindex(columns=result_rows.RESULT_COLUMNS)
         return rows.assign(flops_reduction=40.0 - rows.num_hyperplanes, accuracy=90.0)
 
     monkeypatch.setattr(experiments, "sweep", fake_sweep)

@@ -14,7 +14,7 @@ from torch import nn
 
 from haste import zoo
 from haste.evaluate import evaluate
-from haste.repro import experiments, uncertainty
+from haste.repro import analysis, experiments, result_rows, uncertainty
 from haste.zoo import keras, keras_import, tfjs
 from haste.zoo.data import imagenet_val_loader, imagenet_val_samples, seeded_subset
 from haste.zoo.imagenet_wnids import WNIDS
@@ -305,9 +305,9 @@ def test_evaluate_returns_per_image_hits():
 
 def test_pack_correct_round_trip():
     hits = torch.rand(1301) < 0.7
-    text = experiments.pack_correct(hits)
+    text = result_rows.pack_correct(hits)
     assert len(text) == 2 * 163
-    assert np.array_equal(experiments.unpack_correct(text, 1301), hits.numpy())
+    assert np.array_equal(result_rows.unpack_correct(text, 1301), hits.numpy())
 
 
 def _sweep_rows(dense, haste, reductions):
@@ -318,7 +318,7 @@ def _sweep_rows(dense, haste, reductions):
         {
             **base,
             "num_hyperplanes": np.nan,
-            "per_image_correct": experiments.pack_correct(torch.tensor(dense)),
+            "per_image_correct": result_rows.pack_correct(torch.tensor(dense)),
         }
     ]
     for (L, seed), hits in haste.items():
@@ -330,7 +330,7 @@ def _sweep_rows(dense, haste, reductions):
                 "num_hyperplanes": L,
                 "seed": seed,
                 "flops_reduction": reductions[L],
-                "per_image_correct": experiments.pack_correct(torch.tensor(hits)),
+                "per_image_correct": result_rows.pack_correct(torch.tensor(hits)),
             }
         )
     return pd.DataFrame(rows)
@@ -359,7 +359,7 @@ def test_crossing_is_interpolated_and_never_the_grid_edge():
         for seed in (0, 1):
             haste[L, seed] = rng.uniform(size=n) > rate
     results = _sweep_rows(dense, haste, {16: 10.0, 12: 20.0})
-    summary = experiments.summarize(results.reindex(columns=experiments.RESULT_COLUMNS))
+    summary = analysis.summarize(results.reindex(columns=result_rows.RESULT_COLUMNS))
     point = uncertainty.operating_point_at_drop(results, summary, 1.25, resamples=200).iloc[0]
     drops = {L: 100 * (1 - np.mean([haste[L, s] for s in (0, 1)])) for L in (16, 12)}
     assert drops[16] < 1.25 < drops[12]

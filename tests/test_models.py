@@ -259,3 +259,16 @@ def test_verify_takes_full_hashes_and_torchvision_length_prefixes_only(tmp_path)
         verify(path, "0" * 64)
     with pytest.raises(ChecksumError, match="at least 8 hex digits"):
         verify(path, actual + "00")
+
+
+def test_load_state_dict_refuses_an_empty_file_and_values_that_are_not_tensors(tmp_path):
+    from haste.zoo.weights import ChecksumError, load_state_dict
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ChecksumError, match="empty.pt: the file is empty"):
+        load_state_dict(tmp_path / "empty.pt")
+    torch.save({"conv1.weight": torch.zeros(1), "conv1.bias": 3}, tmp_path / "numbers.pt")
+    with pytest.raises(ChecksumError, match="'conv1.bias' holds an int, not a tensor"):
+        load_state_dict(tmp_path / "numbers.pt")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "good.pt")
+    assert list(load_state_dict(tmp_path / "good.pt")) == ["conv1.weight"]

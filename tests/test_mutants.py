@@ -17,8 +17,8 @@ from haste import HasteConv2d, fused, zoo
 from haste.compressed import haste_conv2d_compressed
 from haste.functional import extract_windows, haste_conv2d
 from haste.hashing import codes_from_projections, hash_windows
-from haste.repro import experiments, tables
-from haste.repro.experiments import operating_points
+from haste.repro import analysis, experiments, result_rows, tables
+from haste.repro.analysis import operating_points
 from haste.tiling import Tiling
 from haste.zoo import ChecksumError
 from haste.zoo.weights import verify
@@ -619,9 +619,9 @@ def test_summary_is_the_mean_and_spread_over_seeds_by_hand():
             {"model": "m", "num_hyperplanes": 8, "seed": 1, "accuracy": 86.0, "accuracy_drop": 4.0},
             {"model": "m", "num_hyperplanes": 12, "seed": 0, "accuracy": 89.5, "accuracy_drop": 0.5},
         ]
-    ).reindex(columns=experiments.RESULT_COLUMNS)
+    ).reindex(columns=result_rows.RESULT_COLUMNS)
     rows["flops_reduction"] = [0.0, 30.0, 34.0, 20.0]
-    summary = experiments.summarize(rows).set_index("num_hyperplanes")
+    summary = analysis.summarize(rows).set_index("num_hyperplanes")
     assert summary.seeds.to_dict() == {8: 2, 12: 1}
     assert summary.accuracy_drop.to_dict() == {8: 3.0, 12: 0.5}
     assert summary.accuracy_std.to_dict() == {8: 1.0, 12: 0.0}  # population std (ddof 0)

@@ -110,6 +110,14 @@ def test_download_cifar10_from_a_local_archive(as_url, tmp_path, monkeypatch, ca
     assert images.shape == (1, 3, 32, 32) and labels.tolist() == [5]
 
 
+def test_the_library_takes_a_local_archive_as_the_command_does(tmp_path, monkeypatch):
+    from haste.zoo import download
+
+    archive = fake_cifar10_archive(tmp_path / "cifar-10-python.tar.gz", monkeypatch)
+    assert download.fetch_cifar10(tmp_path / "mine", str(archive)) == tmp_path / "mine"
+    assert (tmp_path / "mine" / "cifar-10-batches-py").is_dir()
+
+
 def test_download_cifar10_from_a_missing_or_foreign_file_leaves_no_folder(tmp_path, capsys):
     target = tmp_path / "data" / "cifar10"
     err = run_failing(

@@ -8,7 +8,7 @@ from conftest import SHARED_CIFAR
 from test_data import make_tree
 
 from haste.repro import notebooks
-from haste.repro.experiments import RESULT_COLUMNS
+from haste.repro.result_rows import RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,11 +51,13 @@ def test_a_full_run_skips_what_lacks_its_preparation_and_goes_on(tmp_path, capsy
 def test_once_prepared_nothing_is_missing(tmp_path, monkeypatch):
     from haste.repro import prepare
 
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HASTE_CACHE", str(tmp_path / "cache"))  # where scripts/checkpoint_quality.sh writes
+    series = tmp_path / "cache" / "checkpoint-quality" / "weights"
     parameters = prepare.notebook_parameters("09_checkpoint_quality", False, {})
-    assert set(prepare.missing_checkpoints(parameters)) == {"1", "2", "3"}
+    assert prepare.missing_checkpoints(parameters) == {e: str(series / f"e{e}") for e in ("1", "2", "3")}
+    assert f"1-epoch {series / 'e1'}" in prepare.missing_inputs("09_checkpoint_quality", False, {})
     for epochs in ("1", "2", "3"):
-        (tmp_path / ".cache" / "haste" / "checkpoint-quality" / "weights" / f"e{epochs}").mkdir(parents=True)
+        (series / f"e{epochs}").mkdir(parents=True)
     assert prepare.missing_inputs("09_checkpoint_quality", False, {}) is None
     assert prepare.missing_inputs("06_imagenet", True, {}) is None  # quick mode: synthetic, random
 
@@ -83,13 +85,13 @@ def test_the_runner_checks_its_options_before_the_first_notebook(
 def test_prepare_without_npm_says_so_and_trains_only_what_is_missing(tmp_path, monkeypatch):
     from haste.repro import prepare
 
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HASTE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(prepare.shutil, "which", lambda program: None)
     assert "npm is not installed" in prepare.prepare_keras_import(run=lambda *a, **k: pytest.fail("ran"))
     calls = []
     prepare.prepare_checkpoint_quality(run=lambda command, **options: calls.append(options["env"]["EPOCHS"]))
     assert calls == ["1 2 3"]
-    (tmp_path / ".cache" / "haste" / "checkpoint-quality" / "weights" / "e2").mkdir(parents=True)
+    (tmp_path / "cache" / "checkpoint-quality" / "weights" / "e2").mkdir(parents=True)
     calls.clear()
     prepare.prepare_checkpoint_quality(run=lambda command, **options: calls.append(options["env"]["EPOCHS"]))
     assert calls == ["1 3"]

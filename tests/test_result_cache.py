@@ -6,8 +6,10 @@ import pandas as pd
 import torch
 from test_data import make_tree
 
+import haste.repro.controls as controls
 import haste.repro.experiments as experiments
 import haste.repro.result_cache as result_cache
+import haste.repro.result_rows as result_rows
 from haste import zoo
 from haste.repro.result_cache import cached_measurement
 
@@ -110,13 +112,13 @@ def test_sweep_reuses_the_committed_rows_that_match_and_evaluates_the_rest(tmp_p
     )
     assert len(calls) == 2  # dense, L=8: recomputed
     sha = committed["weights_sha256"][0]
-    found = experiments.reusable_rows(committed, "cifar10/resnet18", sha, 10)
+    found = result_rows.reusable_rows(committed, "cifar10/resnet18", sha, 10)
     assert sorted(k for k in found if k != "dense") == [(4, 0), (4, 1), (8, 0), (8, 1)]
     patch_2 = experiments.HasteSettings(patch_size=2)
-    assert list(experiments.reusable_rows(committed, "cifar10/resnet18", sha, 10, patch_2)) == ["dense"]
-    assert experiments.reusable_rows(committed, "cifar10/resnet18", "ef" * 32, 10) == {}
-    assert experiments.reusable_rows(committed, "cifar10/resnet18", sha, 9) == {}
-    assert experiments.reusable_rows(committed, "cifar10/resnet18", "", 10) == {}
+    assert list(result_rows.reusable_rows(committed, "cifar10/resnet18", sha, 10, patch_2)) == ["dense"]
+    assert result_rows.reusable_rows(committed, "cifar10/resnet18", "ef" * 32, 10) == {}
+    assert result_rows.reusable_rows(committed, "cifar10/resnet18", sha, 9) == {}
+    assert result_rows.reusable_rows(committed, "cifar10/resnet18", "", 10) == {}
 
 
 def test_the_thread_count_is_part_of_the_key():
@@ -144,7 +146,7 @@ def test_rows_record_their_code_and_are_reused_only_from_the_same_code(tmp_path,
     monkeypatch.setattr(experiments, "available_weights", lambda name, allow_random: str(weights))
     rows, _ = experiments.sweep_models(names, grid, [0], root, csv)
     assert (rows["code_fingerprint"] == result_cache.code_fingerprint()).all()
-    assert list(rows.columns) == experiments.RESULT_COLUMNS
+    assert list(rows.columns) == result_rows.RESULT_COLUMNS
     real_evaluate, calls = experiments.evaluate, []
 
     def counting_evaluate(*args, **kwargs):
@@ -155,16 +157,17 @@ def test_rows_record_their_code_and_are_reused_only_from_the_same_code(tmp_path,
     again, _ = experiments.sweep_models(names, grid, [0], root, csv)  # same code: the HASTE row is reused
     assert calls == ["cifar10/resnet18 dense"] and again.equals(rows)
     calls.clear()
-    monkeypatch.setattr(experiments, "code_fingerprint", lambda: "edited code")
+    monkeypatch.setattr(experiments, "code_fingerprint", lambda: "edited code")  # what rows record
+    monkeypatch.setattr(result_rows, "code_fingerprint", lambda: "edited code")  # what reuse asks for
     edited, _ = experiments.sweep_models(names, grid, [0], root, csv)  # other code: every row recomputed
     assert calls == ["cifar10/resnet18 dense", "cifar10/resnet18 L=4 seed=0"]
     assert (edited["code_fingerprint"] == "edited code").all()
-    stored = experiments.read_rows(csv)
+    stored = result_rows.read_rows(csv)
     sha = stored["weights_sha256"][0]
-    assert (4, 0) in experiments.reusable_rows(stored, "cifar10/resnet18", sha, 10, fingerprint="edited code")
-    assert experiments.reusable_rows(stored, "cifar10/resnet18", sha, 10, fingerprint="other code") == {}
+    assert (4, 0) in result_rows.reusable_rows(stored, "cifar10/resnet18", sha, 10, fingerprint="edited code")
+    assert result_rows.reusable_rows(stored, "cifar10/resnet18", sha, 10, fingerprint="other code") == {}
     older = stored.drop(columns="code_fingerprint")  # rows written before fingerprints: never reused
-    assert experiments.reusable_rows(older, "cifar10/resnet18", sha, 10, fingerprint="edited code") == {}
+    assert result_rows.reusable_rows(older, "cifar10/resnet18", sha, 10, fingerprint="edited code") == {}
     assert "reuse_existing" not in inspect.signature(experiments.sweep_models).parameters
 
 
@@ -173,11 +176,11 @@ def test_every_runner_records_the_code_fingerprint(tmp_path):
     weights = tmp_path / "w.pt"
     torch.save(zoo.build("cifar10/resnet18").state_dict(), weights)
     fingerprint = result_cache.code_fingerprint()
-    pruned = experiments.l1_pruning_control("cifar10/resnet18", [8], [0], root, str(weights), progress=False)
+    pruned = controls.l1_pruning_control("cifar10/resnet18", [8], [0], root, str(weights), progress=False)
     patches = experiments.patch_compression("cifar10/resnet18", 8, root, weights=str(weights), progress=False)
     for rows in (pruned, patches):
         assert (rows["code_fingerprint"] == fingerprint).all()
     # the L1 control's rows record their data and run as a sweep's do (a full run rewrites them equal)
     sweep = experiments.sweep("cifar10/resnet18", [8], [0], root, weights=str(weights), progress=False)
-    for column in experiments.RUN_COLUMNS:
+    for column in result_rows.RUN_COLUMNS:
         assert pruned[column].notna().all() and pruned[column].iloc[0] == sweep[column].iloc[0], column

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from haste.repro import tables
-from haste.repro.experiments import MEASUREMENT_KEYS, RESULT_COLUMNS
 from haste.repro.paper import PAPER_POINTS
+from haste.repro.result_rows import MEASUREMENT_KEYS, RESULT_COLUMNS
 from haste.zoo.weights import read_manifest
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

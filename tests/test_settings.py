@@ -23,8 +23,8 @@ BAD_VALUES = [  # (setting, bad value, its text on the command line, message)
     ("projection", "binary", "binary", "projection must be one of ['ternary', 'gaussian'], not 'binary'"),
     ("grouping", "kmeans", "kmeans", "grouping must be one of ['lsh', 'random'], not 'kmeans'"),
     ("centre", "yes", None, "centre must be True or False, not 'yes'"),
-    ("seed", -1, "-1", "seed must be an integer >= 0, not -1"),
-    ("seed", 1.5, "1.5", "seed must be an integer >= 0, not 1.5"),
+    ("seed", -1, "-1", "seed must be an integer in [0, 2**64), not -1"),
+    ("seed", 1.5, "1.5", "seed must be an integer in [0, 2**64), not 1.5"),
     ("skip", -1, "-1", "skip must be an integer >= 0 or layer names, not -1"),
 ]
 LAYER_ATTRIBUTES = {"num_hyperplanes", "patch_size", "sparsity", "projection", "grouping", "centre", "seed"}

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from test_data import make_tree
 
-from haste.repro import diff, experiments, verify
+from haste.repro import diff, experiments, result_rows, verify
 from haste.repro.cli import main
 from haste.repro.verify import MEASUREMENT_CSVS
 
@@ -16,7 +16,7 @@ def computed_csv(tmp_path):
     """A committed-looking CSV: the shipped ResNet18, dense and L = 12, on 20 synthetic images."""
     data = make_tree(tmp_path / "cifar", per_class=2)
     rows = experiments.sweep("cifar10/resnet18", [12], [0], data, batch_size=8, progress=False)
-    return experiments.save_rows(rows, tmp_path / "sweep.csv"), tmp_path / "sweep.csv", data
+    return result_rows.save_rows(rows, tmp_path / "sweep.csv"), tmp_path / "sweep.csv", data
 
 
 def test_verify_agrees_with_a_row_it_computed_and_not_with_one_altered_beyond_the_tolerance(
@@ -77,7 +77,7 @@ def rows(accuracies: dict) -> pd.DataFrame:
             {**base, "num_hyperplanes": None if seed is None else 14, "seed": seed, "accuracy": accuracy}
             for seed, accuracy in accuracies.items()
         ]
-    ).reindex(columns=[*experiments.MEASUREMENT_KEYS, "accuracy", "flops_haste", "commit"])
+    ).reindex(columns=[*result_rows.MEASUREMENT_KEYS, "accuracy", "flops_haste", "commit"])
 
 
 def test_diff_classifies_every_kind_of_difference_exactly(tmp_path, capsys):
@@ -134,11 +134,14 @@ def test_diff_of_two_result_folders_pairs_their_csvs(tmp_path, capsys):
         (tmp_path / folder).mkdir()
         rows({None: 90.0, 0: 87.0}).to_csv(tmp_path / folder / "sweep.csv", index=False)
     rows({None: 90.0}).to_csv(tmp_path / "old" / "gone.csv", index=False)
+    (tmp_path / "old" / "quick").mkdir()  # quick mode's, never committed: not compared
+    rows({None: 90.0}).to_csv(tmp_path / "old" / "quick" / "sweep.csv", index=False)
     assert main(["diff", str(tmp_path / "old"), str(tmp_path / "new")]) == 1
     out = capsys.readouterr().out
     assert (
         "| `sweep.csv` | 2 | 0 | 0 | 0 | 0 | 0 |" in out and "| `gone.csv` | 0 | 0 | 0 | 0 | 1 | 0 |" in out
     )
+    assert "quick/" not in out
 
 
 @pytest.mark.parametrize("name", MEASUREMENT_CSVS)
@@ -146,9 +149,9 @@ def test_the_same_measurements_give_the_same_file_in_any_order(tmp_path, name):
     """Every committed measurement CSV is in the one order its rows are written in, so a table
     derived from it (its rows' order included) comes out the same however the rows were gathered."""
     committed = Path(__file__).resolve().parents[1] / "results" / name
-    rows = experiments.read_rows(committed)
+    rows = result_rows.read_rows(committed)
     shuffled = rows.sample(frac=1, random_state=0)
-    experiments.save_rows(shuffled, tmp_path / "again.csv")
+    result_rows.save_rows(shuffled, tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == committed.read_bytes()
 
 

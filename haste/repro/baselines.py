@@ -40,7 +40,7 @@ from ..evaluate import evaluate
 from ..settings import EXECUTIONS
 from ..zoo.data import data_fingerprint
 from ..zoo.files import atomic_write_csv
-from . import experiments
+from . import analysis, devices, experiments, result_rows
 from .paper import allowed_drops
 from .provenance import code_fingerprint, module_code
 from .result_cache import cached_measurement, run_context
@@ -69,7 +69,7 @@ COLUMNS = [
     "commit",
     "code_fingerprint",
     "transform",
-    *experiments.RUN_COLUMNS,
+    *result_rows.RUN_COLUMNS,
 ]
 HASTE_SUMMARY = "cifar10_sweep_summary.csv"
 # what of a sweep summary the runner and the tables read (an absent summary reads as none of these)
@@ -155,7 +155,7 @@ def measure(
     ``reuse`` (earlier rows, e.g. the committed CSV) holds every row this call would write, measured
     by the same code on the same checkpoint, data and run context (:func:`reusable`): then those
     rows are returned as they are, timings included."""
-    device = experiments.resolve_device(device)
+    device = devices.resolve_device(device)
     model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
     batches = experiments.evaluation_batches(model_name, data, limit, batch_size)
@@ -172,7 +172,7 @@ def measure(
         "limit": limit,
         "batch_size": batch_size,
         "transform": provenance["transform"],
-    } | experiments.device_key(device)
+    } | devices.device_key(device)
     timed = next(iter(batches))[0].to(device)
     points = {} if haste_summary is None else haste_points(haste_summary, model_name, info.sha256, targets)
     wanted = [("dense", 0.0)] + [(m, t) for m in methods or STATIC_METHODS for t in targets]
@@ -267,7 +267,7 @@ def reusable(
         & same("transform")
         & ((earlier["images"] == dense["images"]) | earlier["method"].isin(HASTE_METHODS))
     ]
-    rows = rows.loc[[experiments.run_matches(row, provenance) for _, row in rows.iterrows()]]
+    rows = rows.loc[[result_rows.run_matches(row, provenance) for _, row in rows.iterrows()]]
     rows = rows.drop_duplicates(["method", "target"], keep="last").set_index(["method", "target"], drop=False)
     if not all(key in rows.index for key in wanted):
         return None
@@ -406,13 +406,13 @@ def comparison_table(rows: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     and without overhead; linear between its measured points, empty outside them), and the largest
     measured reduction within the paper's drop (``haste.repro.paper.allowed_drops``), with its drop;
     ``bracketed``: whether a larger measured reduction breaks the limit (else the point is the
-    grid's edge). HASTE's operating point is the main table's (``experiments.operating_points``)."""
+    grid's edge). HASTE's operating point is the main table's (``analysis.operating_points``)."""
     table = []
     for model_name, group in rows.groupby("model", sort=False):
         allowed = allowed_drops([model_name])[model_name]
         dense = group[group.method == "dense"]
         haste = haste_rows(summary, model_name, dense.weights_sha256.iloc[0] if len(dense) else "")
-        points = experiments.operating_points(haste, {model_name: allowed}) if len(haste) else pd.DataFrame()
+        points = analysis.operating_points(haste, {model_name: allowed}) if len(haste) else pd.DataFrame()
         point = points.iloc[0] if len(points) else None
         full = point.flops_reduction if point is not None else float("nan")
         no_overhead = point.flops_reduction_no_overhead if point is not None else float("nan")

@@ -183,7 +183,7 @@ def _check_eval(args) -> None:
     if isinstance(args.skip, int) and args.skip >= convs:
         raise ValueError(f"--skip {args.skip}: {args.model} has {convs} convs, so --skip must be below that")
     _check_conversion(args, network)
-    from .experiments import as_shard, resolve_device
+    from .devices import as_shard, resolve_device
 
     resolve_device(args.device)  # an unknown device, or a GPU that is not there
     as_shard(args.shard)
@@ -214,32 +214,21 @@ def _check_conversion(args, network) -> None:
         with warnings.catch_warnings():  # the sweep's conversion gives them
             warnings.simplefilter("ignore")
             convert(network, args.hyperplanes[0], settings, seed=args.seed)
-    except (ValueError, OverflowError, RuntimeError) as error:
-        if "overflow" not in str(error).lower():
-            raise
-        raise ValueError(
-            f"--seed {args.seed}: too large: layer i draws its hyperplanes from seed * 10,000 + i, which "
-            "torch's generators take only below 2**64"
-        ) from error
+    except ValueError as error:
+        raise ValueError(f"--{error}" if str(error).startswith("seed ") else str(error)) from error
 
 
 def _check_weights_file(path: Path) -> None:
-    """A state-dict file whose every value is a tensor, else a one-line error naming ``--weights``."""
-    import torch
+    """A state-dict file of tensors (as ``zoo.load_state_dict`` reads it), else a one-line error naming
+    ``--weights``."""
+    from ..zoo.weights import WeightsNotFoundError, load_state_dict
 
-    from ..zoo.weights import load_state_dict
-
-    if not path.is_file():
-        raise FileNotFoundError(f"--weights: weight file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"--weights {path}: the file is empty (an interrupted download or copy?)")
-    for key, value in load_state_dict(path).items():
-        if not isinstance(value, torch.Tensor):
-            kind = type(value).__name__
-            article = "an" if kind[:1].lower() in "aeiou" else "a"
-            raise ValueError(
-                f"--weights {path}: not a state dict of tensors: {key!r} holds {article} {kind}, not a tensor"
-            )
+    try:
+        load_state_dict(path)
+    except WeightsNotFoundError as error:
+        raise FileNotFoundError(f"--weights: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"--weights {error}") from error
 
 
 def _check_writable(path: Path) -> None:
@@ -331,7 +320,7 @@ def json_rows(results) -> list[dict]:
 
 
 def _add_train(commands) -> None:
-    from .train import TrainConfig  # its defaults are the recipe of the shipped checkpoints
+    from .recipe import TrainConfig  # its defaults are the recipe of the shipped checkpoints
 
     train = _command(
         commands,
@@ -496,11 +485,7 @@ def _fetch(args) -> int:
         print(f"CIFAR-10, the JPEG mirror, in {directory}; use it with --data {directory}")
         return 0
     if args.what == "cifar10":
-        source = args.source
-        if source is not None and (not download._is_url(source) or source.lower().startswith("file:")):
-            _place_cifar10_archive(_local_path(source), args.dir)
-            source = None  # torchvision finds the archive in place, checked, and downloads nothing
-        directory = download.fetch_cifar10(args.dir, source)
+        directory = download.fetch_cifar10(args.dir, args.source)
         print(f"CIFAR-10 (torchvision, lossless) in {directory}; use it with --data {directory}")
         return 0
     rows = download.fetch_paper_weights(args.dir, args.source or download.ZOO_URL)
@@ -509,42 +494,6 @@ def _fetch(args) -> int:
     where = "" if args.dir is None else f" --weights-dir {directory}"
     print(f"use them with `python -m haste eval --weights paper{where}`, or the notebooks' weights parameter")
     return 0
-
-
-def _local_path(source: str) -> Path:
-    """The file that ``--from`` names: a path, or a ``file:`` URL of one."""
-    import urllib.parse
-    import urllib.request
-
-    if source.lower().startswith("file:"):
-        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path))
-    return Path(source).expanduser()
-
-
-def _place_cifar10_archive(archive: Path, directory: str | None) -> None:
-    """Put a hand-downloaded ``cifar-10-python.tar.gz`` where torchvision looks for it, once its MD5
-    is torchvision's: torchvision fetches only URLs, and a file it finds with another MD5 it would
-    replace from the internet."""
-    import shutil
-
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import calculate_md5
-
-    from ..zoo.files import atomic_open, cache_dir
-
-    if not archive.is_file():
-        raise FileNotFoundError(f"--from {archive}: no such file ({CIFAR10.filename}, downloaded by hand)")
-    md5 = calculate_md5(str(archive))
-    if md5 != CIFAR10.tgz_md5:
-        raise ValueError(
-            f"--from {archive}: MD5 {md5}, not that of torchvision's {CIFAR10.filename} ({CIFAR10.tgz_md5}): "
-            "an interrupted download, or another file"
-        )
-    target = (Path(directory) if directory else cache_dir() / "cifar10") / CIFAR10.filename
-    if target.is_file() and calculate_md5(str(target)) == md5:
-        return
-    with open(archive, "rb") as source, atomic_open(target, "wb") as copy:  # it appears only whole
-        shutil.copyfileobj(source, copy)
 
 
 # --- import -------------------------------------------------------------------------------------

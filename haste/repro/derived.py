@@ -16,16 +16,16 @@ import pandas as pd
 
 from ..conventions import HEADLINES
 from ..zoo.files import atomic_write_csv
-from . import baselines, experiments, paper, tables, uncertainty
+from . import analysis, baselines, paper, result_rows, tables, uncertainty
 
 FLOAT_FORMAT = "%.6g"
 
 
 def _rows(results_dir: Path, name: str) -> pd.DataFrame:
     """Measurement rows with every result column (empty where a row was written before it)."""
-    rows = experiments.read_rows(results_dir / name)
-    extra = [c for c in rows.columns if c not in experiments.RESULT_COLUMNS]
-    return rows.reindex(columns=experiments.RESULT_COLUMNS + extra)
+    rows = result_rows.read_rows(results_dir / name)
+    extra = [c for c in rows.columns if c not in result_rows.RESULT_COLUMNS]
+    return rows.reindex(columns=result_rows.RESULT_COLUMNS + extra)
 
 
 def _csv(results_dir: Path, name: str) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def _csv(results_dir: Path, name: str) -> pd.DataFrame:
 
 def sweep_summary(results_dir: Path, sweep: str) -> pd.DataFrame:
     """``<sweep>_summary.csv``: the mean and std over seeds of every point of ``<sweep>.csv``."""
-    return experiments.summarize(_rows(results_dir, f"{sweep}.csv"))
+    return analysis.summarize(_rows(results_dir, f"{sweep}.csv"))
 
 
 def main_table(results_dir: Path, convention: str | None = "auto") -> pd.DataFrame:
@@ -62,12 +62,12 @@ def ablations_at_matched_flops(results_dir: Path, matched_reductions: list[float
     order = list(dict.fromkeys(results.variant))
     by_variant = pd.concat(
         [
-            experiments.summarize(group).assign(variant=label)
+            analysis.summarize(group).assign(variant=label)
             for label, group in results.groupby("variant", sort=False)
         ],
         ignore_index=True,
     )
-    matched = experiments.drop_at_reduction(by_variant, matched_reductions)
+    matched = analysis.drop_at_reduction(by_variant, matched_reductions)
     matched = matched.pivot(index="variant", columns="flops_reduction", values="accuracy_drop")
     order = [variant for variant in order if variant in matched.index]  # none: outside every range
     return matched.loc[order].add_prefix("drop_at_reduction_").reset_index()
@@ -79,7 +79,7 @@ def imagenet_summary(results_dir: Path) -> pd.DataFrame:
     keys = ["model", "num_hyperplanes"]  # one checkpoint, transform and setting per model here
     paired = uncertainty.paired_drop_uncertainty(results)
     columns = keys + ["accuracy_drop_se", "accuracy_drop_ci_low", "accuracy_drop_ci_high"]
-    return experiments.summarize(results).merge(paired[columns], on=keys, how="left")
+    return analysis.summarize(results).merge(paired[columns], on=keys, how="left")
 
 
 def imagenet_operating_point(results_dir: Path, max_drop: float) -> pd.DataFrame:
@@ -112,18 +112,18 @@ def reconciliation(results_dir: Path, model_names: list[str], committed_sweeps: 
         _csv(results_dir, sweep) for sweep in committed_sweeps.values() if (results_dir / sweep).exists()
     ]
     rows = pd.concat([measured, *committed], ignore_index=True)
-    rows = rows.drop_duplicates(experiments.MEASUREMENT_KEYS, keep="first")
+    rows = rows.drop_duplicates(result_rows.MEASUREMENT_KEYS, keep="first")
     rows = tables.with_convlinear_baseline(rows[rows.model.isin(model_names)], dense_convlinear)
     # one checkpoint per model: the committed sweeps' rows must be of the checkpoints measured here
     if not rows.groupby("model").weights_sha256.nunique().eq(1).all():
         raise ValueError("paper_reconciliation: rows of more than one checkpoint of a model")
-    return tables.reconciliation_table(experiments.summarize(rows))
+    return tables.reconciliation_table(analysis.summarize(rows))
 
 
 def checkpoint_quality_summary(results_dir: Path) -> pd.DataFrame:
     """``checkpoint_quality_summary.csv`` (``09_checkpoint_quality``): per checkpoint and L."""
     results = _rows(results_dir, "checkpoint_quality.csv")
-    summary = experiments.summarize(results.drop(columns="epochs"))
+    summary = analysis.summarize(results.drop(columns="epochs"))
     epochs_of = results.drop_duplicates("weights_sha256").set_index("weights_sha256").epochs
     baseline = results[results.num_hyperplanes.isna()].set_index("weights_sha256").accuracy
     return summary.assign(
@@ -137,7 +137,7 @@ def checkpoint_quality_points(results_dir: Path, model_name: str) -> pd.DataFram
     allowed = paper.allowed_drops([model_name])
     points = pd.concat(
         [
-            experiments.operating_points(group, allowed).assign(epochs=epochs)
+            analysis.operating_points(group, allowed).assign(epochs=epochs)
             for epochs, group in summary.groupby("epochs")
         ],
         ignore_index=True,

@@ -86,7 +86,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def key_columns(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
-    from .experiments import MEASUREMENT_KEYS
+    from .result_rows import MEASUREMENT_KEYS
 
     both = set(old.columns) & set(new.columns)
     if set(MEASUREMENT_KEYS) <= both:  # measurement rows: what they measured, not where they ran
@@ -238,9 +238,16 @@ def csv_pairs(old: Path, new: Path) -> list[tuple[str, Path, Path]]:
         raise ValueError(f"compare two CSVs or two folders, not {old} and {new}")
     if not old.is_dir():
         return [(new.name, old, new)]
-    names = sorted({p.relative_to(old).as_posix() for p in old.rglob("*.csv")})
-    names += sorted({p.relative_to(new).as_posix() for p in new.rglob("*.csv")} - set(names))
+    names = sorted(_result_csvs(old))
+    names += sorted(_result_csvs(new) - set(names))
     return [(name, old / name, new / name) for name in names]
+
+
+def _result_csvs(folder: Path) -> set[str]:
+    """The CSVs under ``folder``, without quick mode's (``quick/``: never committed; name such a
+    folder itself to compare it)."""
+    found = (path.relative_to(folder) for path in folder.rglob("*.csv"))
+    return {path.as_posix() for path in found if "quick" not in path.parts[:-1]}
 
 
 def diff(old: Path, new: Path) -> list[FileDiff]:

@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from haste.conventions import HEADLINES
-from haste.repro import experiments, paper, plotting, tables
+from haste.repro import analysis, paper, plotting, tables
 from haste.repro.figures_baselines import baselines_tradeoff
 from haste.repro.plotting import (
     CONTEXT_COLOUR,
@@ -58,7 +58,7 @@ def _allowed_text(model_name: str, allowed: float) -> str:
 
 
 def _operating_points(summary: pd.DataFrame) -> pd.DataFrame:
-    return experiments.operating_points(summary, paper.allowed_drops(summary.model.unique()))
+    return analysis.operating_points(summary, paper.allowed_drops(summary.model.unique()))
 
 
 @styled

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import baselines, experiments, paper, plotting
+from . import analysis, baselines, paper, plotting
 from .plotting import (
     CONVENTION_COLOURS,
     LIMIT_COLOUR,
@@ -62,7 +62,7 @@ def baselines_tradeoff(rows: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         sha = dense.weights_sha256.iloc[0] if len(dense) else ""
         haste = baselines.haste_rows(summary, name, sha)
         allowed = paper.allowed_drops([name])[name]
-        point = experiments.operating_points(haste, {name: allowed}) if len(haste) else pd.DataFrame()
+        point = analysis.operating_points(haste, {name: allowed}) if len(haste) else pd.DataFrame()
         chosen = int(point.num_hyperplanes.iloc[0]) if len(point) else None
         if len(haste):
             seeds = max(seeds, int(haste.seeds.max()))

@@ -177,7 +177,8 @@ def run(
 def check_options(weights: str | None, device: str | None, shard: str | None, names: list[str]) -> None:
     """``--weights``, ``--device`` and ``--shard`` as the notebooks would take them, before the first
     notebook runs: a ``ValueError`` or ``FileNotFoundError`` with one line saying what is wrong."""
-    from .experiments import STAND_IN_CHOICES, as_shard, load_arguments, resolve_device
+    from .devices import as_shard, resolve_device
+    from .experiments import STAND_IN_CHOICES, load_arguments
 
     try:
         resolve_device(device)

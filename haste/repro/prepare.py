@@ -44,12 +44,27 @@ def _in_notebooks(path: str) -> Path:
     return (NOTEBOOKS / Path(path).expanduser()).resolve()
 
 
+def checkpoint_quality_dir() -> Path:
+    """Where ``scripts/checkpoint_quality.sh`` writes the series (``e<epochs>`` folders)."""
+    from ..zoo.files import cache_dir
+
+    return cache_dir() / "checkpoint-quality" / "weights"
+
+
+def checkpoint_folders(checkpoints: dict[str, str], checkpoints_dir: str | None) -> dict[str, Path | None]:
+    """``09_checkpoint_quality``'s checkpoints by epochs: a folder (relative ones under
+    ``checkpoints_dir``, default :func:`checkpoint_quality_dir`), or None for the shipped one."""
+    base = Path(checkpoints_dir).expanduser() if checkpoints_dir else checkpoint_quality_dir()
+    return {epochs: None if name == "shipped" else base / name for epochs, name in checkpoints.items()}
+
+
 def missing_checkpoints(parameters: dict) -> dict[str, str]:
     """``09_checkpoint_quality``'s trained checkpoint folders that are not there, by epochs."""
+    folders = checkpoint_folders(parameters["checkpoints"], parameters["checkpoints_dir"])
     return {
-        epochs: folder
-        for epochs, folder in parameters["checkpoints"].items()
-        if folder != "shipped" and not _in_notebooks(folder).is_dir()
+        epochs: str(folder)
+        for epochs, folder in folders.items()
+        if folder is not None and not _in_notebooks(str(folder)).is_dir()
     }
 
 

@@ -61,10 +61,14 @@ FINGERPRINTED = (
     "haste.zoo.transforms",
     "haste.zoo.weights",
     "haste.repro",
+    "haste.repro.analysis",
+    "haste.repro.controls",
+    "haste.repro.devices",
     "haste.repro.experiments",
     "haste.repro.paper",
     "haste.repro.provenance",
     "haste.repro.result_cache",
+    "haste.repro.result_rows",
 )
 _MESSAGE_CALLS = {"print", "warn", "write", "set_description", "set_postfix"}
 

@@ -38,7 +38,7 @@ def run_context(device: torch.device | str = "cpu", batch_size: int | None = Non
 def context_identity(context: Mapping) -> dict:
     """What of a measurement's :func:`run_context` can change its result, and so tells measurements
     apart: the one definition behind the cache's key and row reuse
-    (:func:`haste.repro.experiments.reusable_rows`).
+    (:func:`haste.repro.result_rows.reusable_rows`).
 
     The batch size; the device type, but the CPU's (none, as in the keys written before devices
     were chosen), since a GPU rounds otherwise; and on the CPU only, the thread count: rounding in

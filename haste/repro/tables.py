@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import conventions
-from .experiments import RESULT_COLUMNS, operating_points
+from .analysis import operating_points
 from .paper import PAPER_POINTS, allowed_drops
+from .result_rows import RESULT_COLUMNS
 
 
 def main_table(results: pd.DataFrame, summary: pd.DataFrame, convention: str | None = None) -> pd.DataFrame:

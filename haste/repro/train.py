@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,40 +22,7 @@ from ..zoo.data import TensorBatches, load_cifar10
 from ..zoo.files import atomic_save as _atomic_save  # module-level name: tests interrupt a run here
 from ..zoo.files import atomic_write_bytes, atomic_write_rows, one_line
 from .provenance import git_commit
-
-
-@dataclass
-class TrainConfig:
-    """Recipe: SGD + Nesterov, one-cycle LR (linear warm-up, cosine decay), label smoothing.
-
-    The defaults are the recipe of the shipped checkpoints (``weights/manifest.csv``); the command
-    line and ``scripts/train_*.sh`` take theirs from here.
-    """
-
-    model: str
-    data: str
-    epochs: int = 30
-    batch_size: int = 256
-    max_lr: float = 0.2
-    warmup_fraction: float = 0.15
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    seed: int = 0
-    bf16: bool = True  # autocast; faster on GPUs and CPUs with AMX/AVX512-BF16, far slower on AVX2
-    channels_last: bool = True
-    train_limit: int | None = None  # for smoke tests only
-
-    def __post_init__(self):
-        # checked here, before any data is read: the epochs draw from seed * 100,003 + epoch
-        for value in (self.seed, self.seed * 100_003 + self.epochs):
-            try:
-                torch.Generator().manual_seed(value)
-            except (ValueError, RuntimeError, OverflowError) as error:
-                raise ValueError(
-                    f"seed {self.seed}: too large: epoch e draws from seed * 100,003 + e, which torch's "
-                    "generators take only below 2**64"
-                ) from error
+from .recipe import EPOCH_SEED_STRIDE, TrainConfig
 
 
 def _device() -> torch.device:
@@ -159,7 +126,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, test_images=None, pro
             print(f"resuming {config.model} after epoch {start_epoch}/{config.epochs}", flush=True)
 
     for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: same masks after a resume
+        torch.manual_seed(config.seed * EPOCH_SEED_STRIDE + epoch)  # dropout: same masks after a resume
         train_batches.set_epoch(epoch)
         model.train()
         started, started_cpu = time.time(), time.process_time()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import HasteSettings
-from .experiments import PER_IMAGE_COLUMN, unpack_correct
+from .result_rows import PER_IMAGE_COLUMN, unpack_correct
 
 _SETTINGS = [field.name for field in dataclasses.fields(HasteSettings)]
 

@@ -76,7 +76,7 @@ class Check:
 
 def read_result_csv(path: Path) -> pd.DataFrame:
     """Rows of a result CSV; a one-line error when the file is missing or of another schema."""
-    from .experiments import MEASUREMENT_KEYS, read_rows
+    from .result_rows import MEASUREMENT_KEYS, read_rows
 
     if not path.is_file():
         raise FileNotFoundError(f"no result CSV at {path}")
@@ -222,7 +222,9 @@ def run(
     """Re-measure ``rows`` rows sampled from ``csvs`` (None: as many as fit ``minutes``) and print one
     line per row as it finishes."""
     os.environ["HASTE_RESULT_CACHE"] = "0"  # a measurement, not the cache's copy of one
-    default_dirs = [Path("~/.cache/haste/checkpoint-quality/weights").expanduser()]
+    from .prepare import checkpoint_quality_dir
+
+    default_dirs = [checkpoint_quality_dir()]
     search = list(weights_dirs or [])
     for folder in default_dirs:
         search += sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else []

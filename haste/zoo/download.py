@@ -24,7 +24,7 @@ import zipfile
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 
-from .files import atomic_write_text, cache_dir, exclusive, one_line, remove_stale, writer_tag
+from .files import atomic_open, atomic_write_text, cache_dir, exclusive, one_line, remove_stale, writer_tag
 from .manifest import COLUMNS
 from .paper_weights import MANIFEST, OPTIONAL_ARCHITECTURES, PAPER_ARCHITECTURES, paper_weights_dir
 
@@ -86,6 +86,13 @@ def download_file(url: str, destination: Path, progress: bool = True, timeout: f
 
 def _is_url(source: str) -> bool:
     return str(source).split("://", 1)[0].lower() in ("http", "https", "ftp", "file")
+
+
+def local_file(source: str) -> Path | None:
+    """The file that ``source`` names when it is a path or a ``file:`` URL; None for a remote URL."""
+    if str(source).lower().startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(str(source)).path))
+    return None if _is_url(source) else Path(source).expanduser()
 
 
 def warn_if_insecure(source: str) -> None:
@@ -339,7 +346,8 @@ def format_manifest(rows: list[dict], directory: str | os.PathLike) -> str:
 
 def fetch_cifar10(directory: str | os.PathLike | None = None, source: str | None = None) -> Path:
     """The original (lossless) CIFAR-10 through torchvision into ``directory`` (default
-    ``<cache>/cifar10``); ``source`` names a mirror of ``cifar-10-python.tar.gz``. Returns the folder.
+    ``<cache>/cifar10``); ``source``: a mirror's URL of ``cifar-10-python.tar.gz``, or the archive
+    downloaded by hand (a path or ``file:`` URL). Returns the folder.
 
     torchvision checks the archive's and every unpacked file's MD5, so an interrupted download is
     fetched again, never taken for complete.
@@ -350,6 +358,9 @@ def fetch_cifar10(directory: str | os.PathLike | None = None, source: str | None
     from .data import load_cifar10
 
     directory = Path(directory) if directory else cache_dir() / "cifar10"
+    if source is not None and (archive := local_file(source)) is not None:
+        _place_cifar10_archive(archive, directory)
+        source = None  # torchvision finds the archive in place, checked, and downloads nothing
     existed = directory.exists()
     dataset = CIFAR10 if source is None else type("CIFAR10Mirror", (CIFAR10,), {"url": source})
     try:
@@ -372,6 +383,28 @@ def fetch_cifar10(directory: str | os.PathLike | None = None, source: str | None
     for split in ("train", "test"):
         load_cifar10(directory, split)  # what the experiments will read
     return directory
+
+
+def _place_cifar10_archive(archive: Path, directory: Path) -> None:
+    """Put a hand-downloaded ``cifar-10-python.tar.gz`` where torchvision looks for it, once its MD5
+    is torchvision's: torchvision fetches only URLs, and a file it finds with another MD5 it would
+    replace from the internet."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import calculate_md5
+
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive}: no such file ({CIFAR10.filename}, downloaded by hand)")
+    md5 = calculate_md5(str(archive))
+    if md5 != CIFAR10.tgz_md5:
+        raise ValueError(
+            f"{archive}: MD5 {md5}, not that of torchvision's {CIFAR10.filename} ({CIFAR10.tgz_md5}): "
+            "an interrupted download, or another file"
+        )
+    target = directory / CIFAR10.filename
+    if target.is_file() and calculate_md5(str(target)) == md5:
+        return
+    with open(archive, "rb") as source, atomic_open(target, "wb") as copy:  # it appears only whole
+        shutil.copyfileobj(source, copy)
 
 
 # The JPEG mirror of CIFAR-10 that the committed numbers use: the public GitHub repository

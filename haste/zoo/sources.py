@@ -78,9 +78,16 @@ def _locate_stand_in(model_spec: ModelSpec, weights_dir: Path | None, download: 
     return Located(path, verify(path, entry["sha256"]), entry)
 
 
+def _manifest_reference(manifest: Path, name: str, description: str) -> tuple[str, str] | None:
+    """``(description, sha256)`` of ``name``'s row in ``manifest``; None when it has none."""
+    entry = read_manifest(manifest).get(name)
+    return None if entry is None else (description, entry["sha256"])
+
+
 def _stand_in_reference(model_spec: ModelSpec, weights_dir: Path | None) -> tuple[str, str] | None:
-    entry = read_manifest(_stand_in_manifest(weights_dir)).get(model_spec.name)
-    return None if entry is None else (f"the shipped {model_spec.name} checkpoint", entry["sha256"])
+    return _manifest_reference(
+        _stand_in_manifest(weights_dir), model_spec.name, f"the shipped {model_spec.name} checkpoint"
+    )
 
 
 STAND_IN = WeightsSource(
@@ -133,8 +140,9 @@ def _locate_imported(model_spec: ModelSpec, weights_dir: Path | None, download: 
 
 
 def _imported_reference(model_spec: ModelSpec, weights_dir: Path | None) -> tuple[str, str] | None:
-    entry = read_manifest(shipped_weights_dir() / IMPORTED_MANIFEST).get(model_spec.name)
-    return None if entry is None else (f"the imported {model_spec.name} weights", entry["sha256"])
+    return _manifest_reference(
+        shipped_weights_dir() / IMPORTED_MANIFEST, model_spec.name, f"the imported {model_spec.name} weights"
+    )
 
 
 IMPORTED = WeightsSource(

@@ -109,6 +109,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"weight file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ChecksumError(f"{path}: the file is empty (an interrupted download or copy?)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -122,6 +124,13 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ChecksumError(f"{path}: cannot be read as a state dict ({error})") from error
     if not isinstance(state, dict):
         raise ChecksumError(f"{path}: expected a state dict, found {type(state).__name__}")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            kind = type(value).__name__
+            article = "an" if kind[:1].lower() in "aeiou" else "a"
+            raise ChecksumError(
+                f"{path}: not a state dict of tensors: {key!r} holds {article} {kind}, not a tensor"
+            )
     return state
 
 
