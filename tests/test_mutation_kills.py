@@ -8,6 +8,7 @@ that are left, and the equivalent mutants with the reason each cannot be killed.
 
 import warnings
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -161,3 +162,225 @@ class TestSettings:
             haste.set_execution(model, "eval")
         assert [warning.category for warning in caught] == [DeprecationWarning]
         assert caught[0].filename == __file__  # this line, not a line inside haste or below it
+
+
+class TestCost:
+    def test_bucket_sums_wait_on_the_device_until_the_stats_are_read(self):
+        """``record`` adds each call's bucket sums on the counts' device and folds them into the host
+        counters only when the stats are read: folding at every call is a host sync per layer and
+        forward on a GPU."""
+        from haste.cost import CostRecorder
+        from haste.tiling import Tiling
+
+        tiling = Tiling((6, 6), (3, 3), (1, 1), (0, 0), 3)  # 4x4 outputs in 2x2 tiles of a 5x5 window
+        hyperplanes = torch.ones(25, 4)
+        recorder = CostRecorder(4, 4, 9)
+        for _ in range(2):
+            recorder.record(tiling, hyperplanes, torch.full((1, 4), 2), keep_patches=False)
+        assert recorder._stats.buckets == 0 and recorder._pending_sums is not None  # nothing read yet
+        stats = recorder.stats
+        assert stats.buckets == 2 * 4 * 2  # two calls, four tiles, m = 2
+        assert stats.buckets_times_outputs == 2 * 2 * (9 + 3 + 3 + 1)  # m x each tile's valid outputs
+
+
+def _one_conv(in_channels=4, out_channels=3):
+    return haste.convert(nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, bias=False)), 4, skip=0)
+
+
+class TestReport:
+    def test_per_layer_terms_are_the_layers_sums_per_image_and_the_totals_their_sums(self):
+        from haste.cost import OVERHEAD_TERMS, TERMS
+        from haste.report import flop_report
+
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(3, 6, 3, bias=False), nn.ReLU(), nn.Conv2d(6, 4, 3, bias=False), nn.Flatten()
+        )
+        model = haste.convert(model, 3, skip=0)
+        model(torch.randn(7, 3, 8, 8))  # seven images: the data's sums are not multiples of 7
+        report = flop_report(model, (3, 8, 8))
+        layers = report.layers.set_index("layer")
+        fractional = 0
+        for name in ("0", "2"):
+            stats, row = model.get_submodule(name).stats, layers.loc[name]
+            for term in TERMS:
+                assert row[f"flops_{term}"] == getattr(stats, term) / 7, (name, term)
+                fractional += getattr(stats, term) % 7 != 0
+            overhead = sum(getattr(stats, term) for term in OVERHEAD_TERMS) / 7
+            assert row.flops_overhead == overhead and row.flops_haste == stats.conv / 7 + overhead
+            assert row.flops_reduction == 100 * (1 - row.flops_haste / row.flops_dense)
+            assert row.conv_fraction_kept == stats.conv / stats.dense
+        assert fractional > 0  # a floor division would show
+        dense = report.model_dense
+        assert report.model_haste == dense - layers.flops_dense.sum() + layers.flops_haste.sum()
+        assert report.reduction == 100 * (1 - report.model_haste / dense)  # a property, not a method
+        filter_merge = layers.flops_filter_merge.sum()
+        assert report.totals()["flops_filter_merge"] == filter_merge == report.overhead_terms["filter_merge"]
+
+    def test_a_report_without_haste_layers_counts_the_model_dense(self):
+        from haste.report import dense_flops, flop_report
+
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 36, 2))
+        report = flop_report(model, (3, 8, 8))
+        counted = dense_flops(model, (3, 8, 8))
+        assert (report.model_dense, report.model_haste, report.model_overhead) == (counted[""],) * 2 + (0,)
+        assert report.totals()["flops_filter_merge"] == 0.0 and report.reduction == 0.0
+
+    def test_exceeds_dense_by_hand_at_both_sides_and_at_equality(self):
+        from haste.report import flop_report
+
+        lone = _one_conv(in_channels=1)  # one channel: nothing to merge, overhead on top
+        lone(torch.randn(1, 1, 6, 6))
+        assert flop_report(lone, (1, 6, 6)).layers.exceeds_dense.tolist() == [True]
+        twins = _one_conv(in_channels=8, out_channels=16)  # eight equal channels: one bucket per patch
+        twins(torch.randn(1, 1, 8, 8).expand(1, 8, 8, 8).contiguous())
+        assert flop_report(twins, (8, 8, 8)).layers.exceeds_dense.tolist() == [False]
+        unseen = _one_conv()  # saw no image: counted as dense, exactly its cost
+        row = flop_report(unseen, (4, 6, 6)).layers.iloc[0]
+        assert row.flops_haste == row.flops_dense and not row.exceeds_dense
+
+    def test_a_layer_that_saw_no_image_is_dense_with_no_overhead(self):
+        from haste.cost import OVERHEAD_TERMS
+        from haste.report import dense_flops, flop_report
+
+        model = _one_conv()
+        row = flop_report(model, (4, 6, 6)).layers.iloc[0]
+        dense = dense_flops(model, (4, 6, 6))["0"]
+        assert row.images == 0 and row.flops_dense == dense == 3 * 4 * 9 * 16
+        assert row.flops_conv == dense and row.conv_fraction_kept == 1.0 and row.flops_reduction == 0.0
+        assert all(row[f"flops_{term}"] == 0.0 for term in OVERHEAD_TERMS) and row.flops_overhead == 0.0
+
+    def test_a_layer_the_forward_never_reaches_has_no_reduction_and_no_division_by_zero(self):
+        from haste.report import flop_report
+
+        class Branch(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.used, self.unused = nn.Conv2d(4, 4, 3), nn.Conv2d(4, 4, 3)
+
+            def forward(self, x):
+                return self.used(x)
+
+        model = haste.convert(Branch(), 4, skip=0)
+        model(torch.randn(1, 4, 6, 6))
+        row = flop_report(model, (4, 6, 6)).layers.set_index("layer").loc["unused"]
+        assert row.flops_dense == 0.0 and row.flops_reduction == 0.0
+        assert row.flops_reduction_no_overhead == 0.0
+
+    def test_a_changed_input_shape_is_refused_with_the_per_image_counts(self):
+        from haste.report import flop_report
+
+        model = _one_conv()
+        model(torch.randn(2, 4, 6, 6))
+        with pytest.raises(RuntimeError, match=r"counted 1728\.0 dense FLOPs per image, fvcore 2700\.0"):
+            flop_report(model, (4, 7, 7))  # 3 x 4 x 9 = 108 per output: 16 outputs at 6x6, 25 at 7x7
+
+    def test_the_dense_count_is_traced_once_per_architecture_and_never_shared(self):
+        from haste.report import cached_dense_flops, dense_flops
+
+        small, wide = nn.Sequential(nn.Conv2d(3, 4, 3)), nn.Sequential(nn.Conv2d(3, 8, 3))
+        assert cached_dense_flops(small, (3, 6, 6)) == dense_flops(small, (3, 6, 6))
+        assert cached_dense_flops(wide, (3, 6, 6)) == dense_flops(wide, (3, 6, 6))
+        assert cached_dense_flops(small, (3, 6, 6))[""] != cached_dense_flops(wide, (3, 6, 6))[""]
+
+    def test_fvcore_says_nothing_of_unsupported_operators_or_modules_never_called(self, caplog):
+        import logging
+
+        from haste.report import dense_flops
+
+        class Noisy(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv, self.unused = nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3)
+
+            def forward(self, x):
+                return torch.nn.functional.gelu(self.conv(x)).cumsum(1)  # operators fvcore skips
+
+        with caplog.at_level(logging.DEBUG):
+            dense_flops(Noisy(), (2, 5, 5))
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+    def test_the_printed_table_by_hand(self):
+        from haste.report import LayerTable
+
+        def table(dense, exceeds):
+            row = lambda name, d, x: {
+                "layer": name,
+                "num_hyperplanes": 4,
+                "flops_dense": d,
+                "flops_conv": d / 2,
+                "flops_centre": d / 8,
+                "flops_hash": d / 8,
+                "flops_input_merge": d / 8,
+                "flops_filter_merge": d / 8 + (d if x else 0),
+                "flops_haste": d,
+                "flops_reduction": 12.5,
+                "exceeds_dense": x,
+            }
+            return LayerTable([row("a", dense, exceeds), row("b", dense / 4, False)])
+
+        lines = repr(table(1e9, True)).splitlines()
+        assert lines[0] == "GFLOPs per image, by layer:"
+        assert [line.split() for line in lines[1:4]] == [
+            [*"layer L dense conv centre hash".split(), "input", "merge", "filter", "merge", "HASTE"]
+            + ["reduction", "(%)", "note"],
+            [*"a 4 1.00 0.50 0.12 0.12 0.12 1.12 1.00 12.50".split(), *"costs more than dense".split()],
+            "b 4 0.25 0.12 0.03 0.03 0.03 0.03 0.25 12.50".split(),
+        ]
+        assert lines[4] == (
+            "note: 1 of 2 HASTE layers cost more than dense (a negative reduction): their hashing and "
+            "merging outweigh what merging saves; haste.convert's skip can leave them dense"
+        )
+        for largest, unit in ((1e6, "M"), (1e3, "k"), (1.0, "")):  # each unit from exactly its size
+            lines = repr(table(largest, False)).splitlines()
+            assert lines[0] == f"{unit}FLOPs per image, by layer:" and len(lines) == 4  # no note line
+            assert lines[2].split()[:4] == ["a", "4", "1.00", "0.50"]
+        partial = table(1e6, False).drop(columns="exceeds_dense")
+        assert repr(partial) == pd.DataFrame.__repr__(partial)  # a frame without the columns prints as one
+
+
+class _Fixed(nn.Module):
+    """Logits that pick class 0 for every image, through one HASTE-able conv; records whether it ran
+    in inference mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+        self.inference = []
+
+    def forward(self, x):
+        self.inference.append(torch.is_inference_mode_enabled())
+        logits = self.conv(x).mean((2, 3))
+        return torch.stack([logits[:, 0].abs() + 1e3, logits[:, 1]], 1)
+
+
+class TestEvaluate:
+    def test_accuracy_by_hand_runs_in_inference_mode_and_keeps_no_patches_by_default(self):
+        model = haste.convert(_Fixed(), 4, skip=0)
+        batches = [
+            (torch.randn(2, 3, 6, 6), torch.tensor([0, 1])),
+            (torch.randn(1, 3, 6, 6), torch.tensor([1])),
+        ]
+        result = haste.evaluate(model, batches, progress=False)
+        assert result.accuracy == 100 / 3 and result.images == 3  # one of three images is class 0
+        assert model.inference[:2] == [True, True] and model.conv.stats.kept_fraction == []  # then fvcore's
+        assert "correct=" not in repr(result) and result.correct.tolist() == [True, False, False]
+
+    def test_the_progress_bar_by_default_with_its_total_and_none_when_asked(self, capsys):
+        model = haste.convert(_Fixed(), 4, skip=0)
+        batches = [(torch.randn(1, 3, 6, 6), torch.tensor([0]))] * 2
+        haste.evaluate(model, batches, description="counting")
+        err = capsys.readouterr().err
+        assert "counting: 100%" in err and "2/2" in err  # a sized iterable: its total
+        haste.evaluate(model, iter(batches), description="counting")
+        assert "2it" in capsys.readouterr().err  # no total without a length
+        haste.evaluate(model, batches, progress=False)
+        assert capsys.readouterr().err == ""
+
+    def test_no_batches_and_a_changed_image_shape_are_refused_with_their_shapes(self):
+        model = haste.convert(_Fixed(), 4, skip=0)
+        with pytest.raises(ValueError, match="no images to evaluate"):
+            haste.evaluate(model, [], progress=False)
+        batches = [(torch.randn(1, 3, 6, 6), torch.tensor([0])), (torch.randn(1, 3, 7, 7), torch.tensor([0]))]
+        with pytest.raises(ValueError, match=r"changed from \(3, 6, 6\) to \(3, 7, 7\)"):
+            haste.evaluate(model, batches, progress=False)
