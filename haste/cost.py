@@ -55,8 +55,8 @@ def input_merge_flops(in_channels: int, pixels):
     return in_channels * pixels
 
 
-def filter_merge_flops(in_channels: int, out_channels: int, kernel_area: int, buckets, patches=1):
-    """``buckets``: ``m`` of a patch, or the sum of ``m`` over ``patches`` patches."""
+def filter_merge_flops(in_channels: int, out_channels: int, kernel_area: int, buckets, patches):
+    """``buckets``: the sum of ``m`` over ``patches`` patches (``m`` of one patch: ``patches=1``)."""
     return (in_channels * patches - buckets) * out_channels * kernel_area
 
 
@@ -85,9 +85,9 @@ class LayerStats:
     terms are the cost model's functions of them.
     """
 
-    in_channels: int = 0
-    out_channels: int = 0
-    kernel_area: int = 0
+    in_channels: int
+    out_channels: int
+    kernel_area: int
     images: int = 0
     patches: int = 0
     outputs: int = 0  # valid output pixels, summed over patches

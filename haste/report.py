@@ -104,7 +104,8 @@ class LayerTable(pd.DataFrame):
         if self.empty or not set(self._SHOWN) | {"exceeds_dense"} <= set(self.columns):
             return super().__repr__()
         largest = float(self.flops_dense.max())
-        scale, unit = next((s, u) for s, u in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")) if largest >= s)
+        units = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+        scale, unit = next(((s, u) for s, u in units if largest >= s), (1, ""))  # 0: a layer never run
         shown = self[list(self._SHOWN)].copy()
         for column in self._SHOWN:
             if column.startswith("flops_") and column != "flops_reduction":
@@ -134,7 +135,7 @@ class FlopReport:
     model_dense: float  # the whole unconverted model (fvcore)
     model_haste: float  # the whole model as run: dense layers + HASTE convs + overhead
     model_overhead: float
-    dense_convlinear: float = 0.0  # the unconverted model's convolutions and linear layers
+    dense_convlinear: float  # the unconverted model's convolutions and linear layers
     overhead_terms: dict[str, float] = field(default_factory=dict)  # per term, summed over layers
 
     @property
@@ -184,7 +185,7 @@ def flop_report(
     rows = []
     for name, layer in haste_layers(model):
         stats = layer.stats
-        fvcore_dense = float(dense.get(name, 0))
+        fvcore_dense = float(dense[name])  # fvcore counts every module, 0 for one never called
         if stats.images == 0:
             spent = {"conv": fvcore_dense, **dict.fromkeys(OVERHEAD_TERMS, 0.0)}
             kept = 1.0
@@ -214,7 +215,7 @@ def flop_report(
         )
     layers = LayerTable(rows)
     total_dense = float(dense[""])
-    convlinear = float(dense.get(CONV_LINEAR, 0))
+    convlinear = float(dense[CONV_LINEAR])
     if layers.empty:
         return FlopReport(layers, total_dense, total_dense, 0.0, convlinear)
     model_haste = total_dense - layers["flops_dense"].sum() + layers["flops_haste"].sum()

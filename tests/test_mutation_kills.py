@@ -334,7 +334,9 @@ class TestReport:
         for largest, unit in ((1e6, "M"), (1e3, "k"), (1.0, "")):  # each unit from exactly its size
             lines = repr(table(largest, False)).splitlines()
             assert lines[0] == f"{unit}FLOPs per image, by layer:" and len(lines) == 4  # no note line
-            assert lines[2].split()[:4] == ["a", "4", "1.00", "0.50"]
+            assert lines[2].split() == "a 4 1.00 0.50 0.12 0.12 0.12 0.12 1.00 12.50".split()
+        lines = repr(table(0.0, False)).splitlines()  # layers never run count 0
+        assert lines[0] == "FLOPs per image, by layer:" and lines[2].split()[2:4] == ["0.00", "0.00"]
         partial = table(1e6, False).drop(columns="exceeds_dense")
         assert repr(partial) == pd.DataFrame.__repr__(partial)  # a frame without the columns prints as one
 
@@ -384,3 +386,57 @@ class TestEvaluate:
         batches = [(torch.randn(1, 3, 6, 6), torch.tensor([0])), (torch.randn(1, 3, 7, 7), torch.tensor([0]))]
         with pytest.raises(ValueError, match=r"changed from \(3, 6, 6\) to \(3, 7, 7\)"):
             haste.evaluate(model, batches, progress=False)
+
+
+def _rebuilt_state():
+    return {"conv.weight": torch.zeros(1)}
+
+
+class _ByCode:
+    """Pickles as a call of a function of this module: a state dict only code can make."""
+
+    def __reduce__(self):
+        return (_rebuilt_state, ())
+
+
+class TestWeights:
+    def test_the_shipped_folder_is_the_checkouts_else_the_cache(self, tmp_path, monkeypatch):
+        from pathlib import Path
+
+        from haste.zoo import weights
+
+        monkeypatch.delenv("HASTE_WEIGHTS", raising=False)
+        assert weights.shipped_weights_dir() == Path(__file__).resolve().parents[1] / "weights"
+        monkeypatch.setattr(weights, "__file__", str(tmp_path / "site" / "haste" / "zoo" / "weights.py"))
+        monkeypatch.setenv("HASTE_CACHE", str(tmp_path / "cache"))  # installed without the repository
+        assert weights.shipped_weights_dir() == tmp_path / "cache" / "weights"
+
+    def test_a_pickle_that_runs_code_is_refused_though_it_makes_tensors(self, tmp_path):
+        from haste.zoo.weights import ChecksumError, load_state_dict
+
+        torch.save(_ByCode(), tmp_path / "code.pt")
+        with pytest.raises(ChecksumError, match="cannot be read as a state dict"):
+            load_state_dict(tmp_path / "code.pt")
+
+    def test_a_training_checkpoint_gives_its_state_dict(self, tmp_path):
+        from haste.zoo.weights import load_state_dict
+
+        torch.save({"state_dict": {"conv.weight": torch.ones(2)}, "epoch": 3}, tmp_path / "run.pt")
+        assert list(load_state_dict(tmp_path / "run.pt")) == ["conv.weight"]
+
+    def test_a_value_that_is_not_a_tensor_is_named_with_its_article(self, tmp_path):
+        from haste.zoo.weights import ChecksumError, load_state_dict
+
+        for value, kind in ((0.5, "a float"), (3, "an int")):
+            torch.save({"conv.weight": torch.ones(1), "scale": value}, tmp_path / "mixed.pt")
+            with pytest.raises(ChecksumError, match=f"'scale' holds {kind}, not a tensor"):
+                load_state_dict(tmp_path / "mixed.pt")
+
+    def test_what_a_model_was_loaded_with_cannot_be_changed_afterwards(self):
+        import dataclasses
+
+        from haste.zoo.weights import WeightsInfo
+
+        info = WeightsInfo("cifar10/resnet18", "w.pt", "ab" * 32, "stand-in")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            info.sha256 = "cd" * 32  # type: ignore[misc]

@@ -115,6 +115,20 @@ def test_the_kernels_own_notices_are_not_shown(capsys):
     assert capsys.readouterr().err == "kept 1\nkept 2\n 50%|#####     | 5/10\r"
 
 
+def test_a_warning_is_one_line_without_the_code_that_raised_it(capsys):
+    import sys
+
+    stream = notebooks.KernelNoiseFilter(sys.stderr)
+    stream.write("/repo/haste/repro/tables.py:26: UserWarning: cifar10/resnet18: no operating point\n")
+    stream.write("  points = operating_points(summary, max_drop)\n  indented output stays\n")
+    stream.write("/tmp/ipykernel_1/2.py:3: RuntimeWarning: 2 of 9 images gave NaN\n  x = 1\nnext\n")
+    stream.flush()
+    assert capsys.readouterr().err == (
+        "warning: cifar10/resnet18: no operating point\n  indented output stays\n"
+        "warning: 2 of 9 images gave NaN\nnext\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebooks")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -69,19 +70,30 @@ def cifar10_location(names: list[str], data: str | None) -> str | None:
 
 class KernelNoiseFilter:
     """A text stream that passes on what a notebook's cells write but the kernel's own notices, which
-    say nothing about the reproduction (its transport, and the interrupt papermill sends at shutdown)."""
+    say nothing about the reproduction (its transport, and the interrupt papermill sends at shutdown),
+    and that shows a warning as the one line ``warning: <message>`` (Python's ``<file>:<line>:
+    <category>:`` prefix and the source line under it point into the reproduction's code)."""
 
     NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+    WARNING = re.compile(r"^\S.*?:\d+: \w*Warning: (?P<message>.*)$")
 
     def __init__(self, stream):
-        self.stream, self.pending = stream, ""
+        self.stream, self.pending, self.after_warning = stream, "", False
 
     def write(self, text: str) -> int:
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
-            if not any(noise in line for noise in self.NOISE):
-                self.stream.write(line + "\n")
+            after_warning, self.after_warning = self.after_warning, False
+            if after_warning and line.startswith("  "):  # the source line Python prints under it
+                continue
+            if any(noise in line for noise in self.NOISE):
+                continue
+            if (warning := self.WARNING.match(line)) is not None:
+                self.stream.write(f"warning: {warning['message']}\n")
+                self.after_warning = True
+                continue
+            self.stream.write(line + "\n")
         if self.pending and "\r" in self.pending:  # a progress bar redrawn in place: pass it on now
             self.stream.write(self.pending)
             self.pending = ""
