@@ -213,7 +213,9 @@ class TestReport:
         assert fractional > 0  # a floor division would show
         dense = report.model_dense
         assert report.model_haste == dense - layers.flops_dense.sum() + layers.flops_haste.sum()
-        assert report.reduction == 100 * (1 - report.model_haste / dense)  # a property, not a method
+        assert report.reduction == 100 * (1 - report.model_haste / dense)  # properties, not methods
+        spent = report.model_haste - report.model_overhead
+        assert report.reduction_no_overhead == pytest.approx(100 * (1 - spent / dense), rel=1e-12)
         filter_merge = layers.flops_filter_merge.sum()
         assert report.totals()["flops_filter_merge"] == filter_merge == report.overhead_terms["filter_merge"]
 
@@ -337,8 +339,9 @@ class TestReport:
             assert lines[2].split() == "a 4 1.00 0.50 0.12 0.12 0.12 0.12 1.00 12.50".split()
         lines = repr(table(0.0, False)).splitlines()  # layers never run count 0
         assert lines[0] == "FLOPs per image, by layer:" and lines[2].split()[2:4] == ["0.00", "0.00"]
-        partial = table(1e6, False).drop(columns="exceeds_dense")
-        assert repr(partial) == pd.DataFrame.__repr__(partial)  # a frame without the columns prints as one
+        for missing in ("exceeds_dense", "flops_centre"):  # a table without its columns prints as a frame
+            partial = LayerTable(table(1e6, False).drop(columns=missing))
+            assert repr(partial) == pd.DataFrame.__repr__(partial)
 
 
 class _Fixed(nn.Module):

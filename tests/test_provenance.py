@@ -1,5 +1,5 @@
 """The code fingerprint covers exactly the code that decides a measured value (by its rule: what a
-sweep imports while it measures), and ignores docstrings, comments and messages."""
+sweep and the L1 control import while they measure), and ignores docstrings, comments and messages."""
 
 import json
 import subprocess
@@ -15,11 +15,12 @@ import json, sys
 from pathlib import Path
 from test_data import make_tree
 from haste.zoo.imagenet_wnids import WNIDS
-from haste.repro import experiments
+from haste.repro import controls, experiments
 from PIL import Image
 root = Path(sys.argv[1])
 data = make_tree(root / "cifar", per_class=1)
 experiments.sweep("cifar10/resnet18", [8], [0], data, limit=4, batch_size=4, progress=False)
+controls.l1_pruning_control("cifar10/resnet18", [8], [0], data, limit=4, progress=False)
 (root / "val" / WNIDS[0]).mkdir(parents=True)
 for i in range(2):
     Image.new("RGB", (80, 64), (i * 90, 30, 200)).save(root / "val" / WNIDS[0] / f"{i}.JPEG")
@@ -29,7 +30,7 @@ print(json.dumps(sorted(name for name in sys.modules if name == "haste" or name.
 """
 
 
-def test_the_fingerprint_covers_every_module_a_sweep_imports_while_it_measures(tmp_path):
+def test_the_fingerprint_covers_every_module_a_sweep_or_the_control_imports_while_measuring(tmp_path):
     # a fresh interpreter: what this test process imported for other tests does not count
     found = subprocess.run(
         [sys.executable, "-c", MEASURE, str(tmp_path)],
