@@ -432,7 +432,10 @@ def run_module(module: Module, copies: list[Path], sessions: Path, config: dict,
                 free.append(run.slot)
                 output = "timeout" if code is None else tail(run.log)
                 outcome = TestOutcome.SURVIVED if code == 0 else TestOutcome.KILLED
-                if code in (4, 5, 72):  # usage error, no test ran, wrong haste: not a verdict
+                # a mutant that breaks importing the package fails collection: pytest then finds no
+                # test of the selection's node ids (exit 4), a kill like any failed import
+                refused_import = code == 4 and "ERROR collecting" in run.log.read_text(errors="replace")
+                if code in (4, 5, 72) and not refused_import:  # usage error, no test ran, wrong haste
                     raise SystemExit(f"{module.path}: the test run is broken (exit {code}):\n{output}")
                 result = WorkResult(
                     worker_outcome=WorkerOutcome.NORMAL, output=output, test_outcome=outcome, diff=run.diff

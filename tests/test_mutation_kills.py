@@ -164,6 +164,33 @@ class TestSettings:
         assert caught[0].filename == __file__  # this line, not a line inside haste or below it
 
 
+class TestSeedsAndGroupings:  # haste/settings.py, beside TestSettings
+    def test_the_last_layer_may_draw_from_the_largest_seed_and_no_further(self):
+        from haste.settings import check_model_seed
+
+        # 2**64 - 1 = 1,844,674,407,370,955 * 10,000 + 1,615: with 1,616 layers the last draws from it
+        seed = (2**64 - 1616) // 10_000
+        assert seed * 10_000 + 1615 == 2**64 - 1
+        assert check_model_seed(seed, 1616) == seed
+        for layers in (1617, 1618):
+            with pytest.raises(ValueError, match=f"seed {seed}: too large"):
+                check_model_seed(seed, layers)
+
+    def test_a_grouping_is_a_built_in_name_or_an_object_that_groups(self):
+        from haste.grouping import BUILT_IN
+        from haste.settings import check_grouping
+
+        scheme = BUILT_IN["random"]
+        assert check_grouping("lsh") == "lsh" and check_grouping(scheme) is scheme
+        for value in (5, "nosuch", type("NotAScheme", (), {"group": 3})()):
+            with pytest.raises(ValueError, match="grouping must be"):
+                check_grouping(value)
+
+    def test_convert_without_l_takes_the_documented_default_of_14(self):
+        model = haste.convert(nn.Sequential(nn.Conv2d(3, 4, 3)), skip=0)
+        assert model[0].num_hyperplanes == 14
+
+
 class TestCost:
     def test_bucket_sums_wait_on_the_device_until_the_stats_are_read(self):
         """``record`` adds each call's bucket sums on the counts' device and folds them into the host
