@@ -470,3 +470,58 @@ class TestWeights:
         info = WeightsInfo("cifar10/resnet18", "w.pt", "ab" * 32, "stand-in")
         with pytest.raises(dataclasses.FrozenInstanceError):
             info.sha256 = "cd" * 32  # type: ignore[misc]
+
+
+def _two_convs():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=(2, 1)), nn.ReLU(), nn.Conv2d(4, 4, 1))
+
+
+class TestConvert:
+    def test_revert_copies_unless_in_place_and_forgets_the_skip_reasons(self):
+        fast = haste.convert(_two_convs(), 4, skip=0)
+        dense = haste.revert(fast)
+        assert type(dense[0]) is nn.Conv2d and isinstance(fast[0], HasteConv2d)  # a copy by default
+        assert not hasattr(dense, "_haste_skipped") and hasattr(fast, "_haste_skipped")
+        assert haste.revert(fast, inplace=True) is fast and type(fast[0]) is nn.Conv2d
+        layer = HasteConv2d.from_conv(nn.Conv2d(3, 4, 3), 4)
+        assert type(haste.revert(layer)) is nn.Conv2d and isinstance(layer, HasteConv2d)
+        assert haste.revert(layer, inplace=True).weight is layer.weight  # the layer's own weight
+
+    def test_the_summary_by_hand(self):
+        model = haste.convert(_two_convs(), 4, skip=0)
+        lines = repr(haste.summary(model)).splitlines()
+        assert [line.split() for line in lines] == [
+            "layer in out kernel stride haste L reason".split(),
+            "0 3 4 3x3 2 True 4".split(),
+            "2 4 4 1x1 1 False 1x1 (pointwise)".split(),
+        ]
+        empty = haste.summary(nn.Sequential(nn.ReLU()))
+        assert repr(empty) == pd.DataFrame.__repr__(empty)
+
+    def test_seed_is_keyword_only_and_0_by_default(self):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3))
+        default, zero = haste.convert(model, 4, skip=0), haste.convert(model, 4, skip=0, seed=0)
+        assert torch.equal(default[0].hyperplanes, zero[0].hyperplanes)
+        assert not torch.equal(default[0].hyperplanes, haste.convert(model, 4, skip=0, seed=1)[0].hyperplanes)
+        with pytest.raises(TypeError):
+            haste.convert(model, 4, None, 0)  # the seed is never positional
+
+    def test_the_skip_warning_names_the_first_conv(self):
+        with pytest.warns(UserWarning, match=r"their names: '0', \.\.\."):
+            haste.convert(_two_convs(), 4, skip=["nomatch"])
+
+    def test_switches_reach_every_layer_and_are_restored(self):
+        model = haste.convert(_two_convs(), 4, skip=0, include_pointwise=True)
+        layers = [layer for _, layer in haste.haste_layers(model)]
+        haste.set_execution(model, "compressed")
+        assert [layer.execution for layer in layers] == ["compressed"] * 2
+        layers[1].merge = False
+        with haste.merging_disabled(model):
+            assert [layer.merge for layer in layers] == [False, False]
+        assert [layer.merge for layer in layers] == [True, False]  # each its own setting again
+        model(torch.randn(1, 3, 8, 8))
+        haste.reset_stats(model, record_patches=True)
+        assert [(layer.stats.images, layer.record_patches) for layer in layers] == [(0, True)] * 2
+        model(torch.randn(1, 3, 8, 8))
+        haste.reset_stats(model)  # record_patches left as it was
+        assert [(layer.stats.images, layer.record_patches) for layer in layers] == [(0, True)] * 2
