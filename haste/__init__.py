@@ -14,6 +14,7 @@ reproduction (``haste.repro``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING
