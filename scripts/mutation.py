@@ -31,6 +31,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -65,6 +66,7 @@ MARKERS = {  # section of docs/mutation.md -> (opening, closing) marker
 }
 HEADER = "| module | kind | mutants | killed | of them by timeout | survived | equivalent | score | time |"
 NOT_RUN = "not run yet"
+UNSAMPLED = "not sampled"
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ def _digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(module: Module, copy: Path) -> dict:
+def fingerprint(module: Module, copy: Path, sample: int | None = None) -> dict:
     """What a session's verdicts depend on: the package, the test fixtures, each test file, the selection."""
     package = sorted((copy / "haste").rglob("*.py")) + [
         copy / "tests/conftest.py",
@@ -167,6 +169,7 @@ def fingerprint(module: Module, copy: Path) -> dict:
         "package": _digest(package),
         "tests": {name: _digest([copy / name]) for name in files},
         "selection": list(module.tests),
+        "sample": sample,
     }
 
 
@@ -180,7 +183,7 @@ def resumption(old: dict | None, new: dict) -> str:
     Tests are only ever added to tests/test_mutation_kills.py, so a change to it alone, or a selection
     that grew, keeps the kills; a change to any other test file might have weakened a test.
     """
-    if old is None or old.get("package") != new["package"]:
+    if old is None or old.get("package") != new["package"] or old.get("sample") != new.get("sample"):
         return "fresh"
     if not set(old["selection"]) <= set(new["selection"]):
         return "fresh"
@@ -299,6 +302,7 @@ class Outcome:
     equivalent: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     pending: int = 0  # not run yet (a --limit run)
+    unsampled: int = 0  # left out of a --sample run
 
     @property
     def score(self) -> str:
@@ -306,10 +310,11 @@ class Outcome:
         return f"{100 * self.killed / judged:.1f}%" if judged else "-"
 
     def row(self) -> str:
+        total = self.mutants + self.unsampled
         cells = [
             f"`{self.module.path}`",
             self.module.kind,
-            str(self.mutants),
+            f"{self.mutants} of {total}, sampled" if self.unsampled else str(self.mutants),
             str(self.killed),
             str(self.timeouts),
             str(len(self.survivors)),
@@ -333,7 +338,7 @@ def run_module(module: Module, copies: list[Path], sessions: Path, config: dict,
     for copy in copies:  # the mutated module is compiled from its (mutated) source, every time
         cached = Path(importlib.util.cache_from_source(str(copy / module.path)))
         cached.unlink(missing_ok=True)
-    current = fingerprint(module, copies[0])
+    current = fingerprint(module, copies[0], args.sample)
     kept = json.loads(stamp.read_text()) if stamp.exists() and database.exists() else {}
     mode = "fresh" if args.fresh else resumption(kept.get("fingerprint"), current)
     seconds = 0.0 if mode == "fresh" else kept.get("seconds", 0.0)
@@ -362,6 +367,15 @@ def run_module(module: Module, copies: list[Path], sessions: Path, config: dict,
             for item in db.pending_work_items:
                 if not kept_operator(item.mutations[0].operator_name, config):
                     db.set_result(item.job_id, skipped)
+            kept_items = sorted(db.pending_work_items, key=lambda item: item.job_id)
+            if args.sample is not None and len(kept_items) > args.sample:
+                # a module too large to run whole within the time: a seeded uniform sample of its
+                # mutants estimates the score; the rest are recorded as not sampled, never as killed
+                chosen = set(random.Random(module.path).sample(range(len(kept_items)), args.sample))
+                unsampled = WorkResult(output=UNSAMPLED, worker_outcome=WorkerOutcome.SKIPPED)
+                for index, item in enumerate(kept_items):
+                    if index not in chosen:
+                        db.set_result(item.job_id, unsampled)
         elif mode == "survivors":
             again = [item for item, result in db.completed_work_items if result.test_outcome == "survived"]
         save()
@@ -476,7 +490,8 @@ def summarise(module: Module, completed, equivalents: list[dict]) -> Outcome:
     outcome = Outcome(module)
     known = {(e["module"], e["function"], e["original"], e["mutant"]): e for e in equivalents}
     for item, result in completed:
-        if result.worker_outcome != "normal":  # left out, or no mutation at that place
+        if result.worker_outcome != "normal":  # left out, not sampled, or no mutation at that place
+            outcome.unsampled += result.output == UNSAMPLED
             continue
         spec = item.mutations[0]
         outcome.mutants += 1
@@ -579,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "haste-mutation")
     parser.add_argument("--fresh", action="store_true", help="discard the kept sessions and start over")
     parser.add_argument("--limit", type=int, default=None, help="run at most this many mutants per module")
+    parser.add_argument(
+        "--sample", type=int, default=None, help="run a seeded sample of this many mutants per module"
+    )
     parser.add_argument("--no-write", action="store_true", help="leave docs/mutation.md as it is")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests, run nothing")
     return parser
