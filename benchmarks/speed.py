@@ -65,6 +65,7 @@ from tqdm import tqdm
 
 import haste
 from haste.report import flop_report
+from haste.repro import derived
 from haste.repro.provenance import git_commit
 
 
@@ -397,6 +398,9 @@ def main(argv=None) -> None:
             ].to_string(index=False)
         )
     plot_folder(out)
+    if args.out is None and not args.quick:  # the committed folders: the tables derived from them follow
+        for name in ("speed_by_width.csv", "speed_throughput.csv", "speed_closest.csv"):
+            derived.write(name, REPO / "results")
 
 
 PANELS = {

@@ -500,6 +500,53 @@ def test_closest_convention_of_a_reconciliation_table_by_hand():
     assert tables.closest_convention(table, 2, tables.CONVENTIONS) is None  # nothing within at P = 2
 
 
+def test_reconciliation_gap_by_hand():
+    rows = [  # model, patch size, convention, reduction, bracketed, paper
+        ("a", 3, "flops_reduction", 30.0, True, 40.0),  # counted in full at P = 3: gap -10
+        ("a", 3, "flops_reduction_no_overhead", 44.0, True, 40.0),  # |+4|
+        ("a", 2, "flops_reduction_convlinear", 37.5, True, 40.0),  # |-2.5|: the closest
+        ("a", 2, "flops_reduction_no_overhead", 40.5, False, 40.0),  # closer, but not bracketed
+        ("a", 4, "flops_reduction", 52.0, True, 40.0),
+        ("b", 3, "flops_reduction", 20.0, True, 30.0),  # the closest is the full count itself
+        ("b", 2, "flops_reduction", 9.0, True, 30.0),
+        ("c", 2, "flops_reduction", 20.0, True, 30.0),  # no full count at P = 3: left out
+    ]
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "model",
+            "patch_size",
+            "convention",
+            "flops_reduction",
+            "bracketed",
+            "paper_flops_reduction",
+        ],
+    ).assign(num_hyperplanes=[8, 9, 10, 11, 12, 13, 14, 15])
+    gap = tables.reconciliation_gap(table, 3).set_index("model")
+    assert list(gap.index) == ["a", "b"]
+    assert gap.loc["a", ["paper", "full", "full_gap", "closest", "closest_gap"]].tolist() == [
+        40,
+        30,
+        -10,
+        37.5,
+        -2.5,
+    ]
+    assert (gap.loc["a", "closest_patch_size"], gap.loc["a", "closest_convention"]) == (
+        2,
+        "flops_reduction_convlinear",
+    )
+    assert gap.loc["a", "closest_num_hyperplanes"] == 10
+    assert gap.loc[
+        "b", ["full", "full_gap", "closest", "closest_gap", "closest_num_hyperplanes"]
+    ].tolist() == [
+        20,
+        -10,
+        20,
+        -10,
+        13,
+    ]
+
+
 def main_table_inputs():
     summary = pd.concat(
         [

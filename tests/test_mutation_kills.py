@@ -525,3 +525,223 @@ class TestConvert:
         model(torch.randn(1, 3, 8, 8))
         haste.reset_stats(model)  # record_patches left as it was
         assert [(layer.stats.images, layer.record_patches) for layer in layers] == [(0, True)] * 2
+
+
+class TestTiling:
+    """haste/tiling.py: the geometry checks and the refusal messages, against hand-worked cases."""
+
+    def test_an_input_one_pixel_short_of_the_kernel_is_refused(self):
+        from haste.tiling import Tiling
+
+        # (2 + 0 - 3) // 1 + 1 = 0 output pixels: nothing to tile
+        with pytest.raises(ValueError, match="smaller than the kernel"):
+            _ = Tiling((2, 2), (3, 3), (1, 1), (0, 0), 2).out_size
+
+    @pytest.mark.parametrize("value", [(-1, 0), (0, -1), (1, 1, 1), (1,), ["a", "b"], 1.0])
+    def test_a_padding_that_is_not_a_pair_of_ints_from_0_is_refused(self, value):
+        from haste.tiling import conv_geometry
+
+        with pytest.raises(ValueError, match=r"padding must be an int or a pair of ints >= 0"):
+            conv_geometry((3, 3), 1, value)
+
+    @pytest.mark.parametrize("value", [0, (0, 1), (1, 0)])
+    def test_a_stride_of_0_is_refused(self, value):
+        from haste.tiling import conv_geometry
+
+        with pytest.raises(ValueError, match=r"stride must be >= 1"):
+            conv_geometry((3, 3), value, 1)
+
+    def test_a_stride_of_three_ints_is_refused(self):
+        from haste.tiling import conv_geometry
+
+        with pytest.raises(ValueError, match=r"stride must be an int or a pair of ints >= 0"):
+            conv_geometry((3, 3), (1, 1, 1), 1)
+
+    @pytest.mark.parametrize(
+        "kernel, padding, expected",
+        [
+            ((3, 3), "valid", (0, 0)),
+            ((5, 7), "valid", (0, 0)),
+            ((5, 7), "same", (2, 3)),  # (k - 1) / 2 per axis, rows first
+            ((1, 1), "same", (0, 0)),
+            ((3, 5), "same", (1, 2)),
+        ],
+    )
+    def test_named_paddings_by_hand(self, kernel, padding, expected):
+        from haste.tiling import conv_geometry
+
+        assert conv_geometry(kernel, 1, padding) == ((1, 1), expected)
+
+    @pytest.mark.parametrize(
+        "kernel, stride, padding",
+        [((2, 2), 1, "same"), ((3, 4), 1, "same"), ((3, 3), 2, "same"), ((3, 3), 1, "full")],
+    )
+    def test_paddings_f_conv2d_would_make_asymmetric_or_does_not_name_are_refused(
+        self, kernel, stride, padding
+    ):
+        from haste.tiling import conv_geometry
+
+        with pytest.raises(ValueError, match="is not supported"):
+            conv_geometry(kernel, stride, padding)
+
+    def test_the_hyperplane_mismatch_names_both_counts(self):
+        from haste.tiling import checked_tiling
+
+        # kernel 3 x 3 at patch 2, stride 1: a (2 - 1) + 3 = 4 pixel square window, 16 pixels
+        weight, hyperplanes = torch.zeros(2, 3, 3, 3), torch.zeros(9, 5)
+        with pytest.raises(ValueError) as refused:
+            checked_tiling(torch.zeros(1, 3, 8, 8), weight, 1, 1, hyperplanes, 2)
+        assert str(refused.value) == "hyperplanes have 9 rows, windows 16 pixels"
+
+
+class TestGrouping:
+    """haste/grouping.py: the random control's groups by the documented rule, the shape check."""
+
+    @pytest.mark.parametrize("seed", [0, 7, 2**64 - 1])
+    def test_random_groups_are_ranks_modulo_the_bucket_count_by_hand(self, seed):
+        from haste.grouping import LSH, RandomGroups
+
+        torch.manual_seed(1)
+        windows, hyperplanes = torch.randn(2, 3, 9, 8), torch.randn(9, 2)
+        ids, counts = RandomGroups().group(windows, hyperplanes, True, seed)
+        assert torch.equal(counts, LSH().group(windows, hyperplanes, True, seed)[1])
+        # the ranks: one uniform per tile and channel from a generator seeded (seed + 1,000,003)
+        # mod 2**64, a channel's rank the number of channels of its tile with a smaller draw
+        draws = torch.rand(3, 8, generator=torch.Generator().manual_seed((seed + 1_000_003) % 2**64))
+        for image in range(2):
+            for tile in range(3):
+                row = draws[tile].tolist()
+                for channel in range(8):
+                    rank = sum(value < row[channel] for value in row)
+                    assert ids[image, tile, channel] == rank % int(counts[image, tile])
+
+    @pytest.mark.parametrize("wrong", ["ids", "counts"])
+    def test_a_scheme_with_one_answer_of_the_wrong_shape_is_refused(self, wrong):
+        from haste.grouping import Grouping, grouped
+
+        class Half(Grouping):
+            def group(self, windows, hyperplanes, centre, seed):
+                n, tiles, _, channels = windows.shape
+                ids = torch.zeros(n, tiles, channels + (wrong == "ids"), dtype=torch.long)
+                counts = torch.ones(n, tiles + (wrong == "counts"), dtype=torch.long)
+                return ids, counts
+
+        with pytest.raises(ValueError, match="returned ids"):
+            grouped(Half(), torch.zeros(1, 2, 9, 4), torch.zeros(9, 3), True, 0)
+
+
+class TestConventions:
+    """haste/conventions.py: the table's fixed facts and the arithmetic of a convention by hand."""
+
+    def test_the_headlines_are_the_full_count_and_the_count_without_overhead(self):
+        from haste.conventions import HEADLINES
+
+        assert HEADLINES == ("flops_reduction", "flops_reduction_no_overhead")
+
+    def test_a_convention_is_immutable_and_hashable(self):
+        import dataclasses
+
+        from haste.conventions import CONVENTIONS
+
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            CONVENTIONS[0].counted = ()
+        assert len(set(CONVENTIONS)) == 6
+
+    def test_terms_a_row_lacks_count_as_zero(self):
+        from haste.conventions import BY_NAME, dense_and_spent
+
+        # whole model, overhead without the filter merge: the filter merge (absent here: 0) is left out
+        convention = BY_NAME["flops_reduction_no_filter_merge"]
+        assert dense_and_spent(convention, 1000.0, 600.0, 100.0, 900.0, {}) == (1000.0, 600.0)
+        assert dense_and_spent(convention, 1000.0, 600.0, 100.0, 900.0, None) == (1000.0, 600.0)
+        # conv + linear, same: 100 FLOPs outside the convolutions and linear layers leave both sides
+        convention = BY_NAME["flops_reduction_convlinear_no_filter_merge"]
+        assert dense_and_spent(convention, 1000.0, 600.0, 100.0, 900.0, {"filter_merge": 30.0}) == (
+            900.0,
+            470.0,
+        )
+
+
+class TestModule:
+    """haste/module.py: defaults, geometry of rectangular layers, checkpoints without hyperplanes, the
+    cache of the cost constants and the host-side bookkeeping under torch.compile."""
+
+    def test_the_default_seed_is_0_and_no_patch_is_kept(self):
+        conv = nn.Conv2d(4, 3, 3, padding=1)
+        for layer in (HasteConv2d(4, 3, 3, padding=1), HasteConv2d.from_conv(conv)):
+            # a 3 x 3 kernel at patch 3, stride 1: a 5 x 5 window
+            expected = drawn_by_hand(25, layer.num_hyperplanes, layer.sparsity, 0)
+            assert torch.equal(layer.hyperplanes, expected)
+            assert layer.record_patches is False
+            with torch.no_grad():
+                layer(torch.randn(1, 4, 6, 6))
+            assert layer.stats.kept_fraction == []
+
+    def test_steering_a_rectangular_layer_redraws_hyperplanes_of_its_window(self):
+        # kernel 1 x 3, stride (1, 2), patch 3: windows (3 - 1) * 1 + 1 = 3 rows, (3 - 1) * 2 + 3 = 7 columns
+        layer = HasteConv2d(4, 3, (1, 3), stride=(1, 2), seed=5)
+        layer.configure(num_hyperplanes=6)
+        assert torch.equal(layer.hyperplanes, drawn_by_hand(21, 6, layer.sparsity, 5))
+
+    def test_same_padding_of_a_rectangular_kernel_by_hand(self):
+        assert HasteConv2d(4, 3, (3, 5), padding="same").padding == (1, 2)
+        assert HasteConv2d(4, 3, (5, 3), padding="same").padding == (2, 1)
+        with pytest.raises(ValueError, match="not supported"):
+            HasteConv2d(4, 3, (2, 3), padding="same")
+        with pytest.raises(ValueError, match="not supported"):
+            HasteConv2d(4, 3, (3, 2), padding="same")
+
+    def test_a_checkpoint_without_hyperplanes_loads_non_strictly(self):
+        conv = nn.Conv2d(4, 3, 3, padding=1)
+        layer = HasteConv2d(4, 3, 3, padding=1)
+        before = layer.hyperplanes.clone()
+        missing, unexpected = layer.load_state_dict(conv.state_dict(), strict=False)
+        assert (missing, unexpected) == (["hyperplanes"], [])
+        assert torch.equal(layer.hyperplanes, before) and torch.equal(layer.weight, conv.weight)
+
+    def test_hyperplanes_of_another_window_name_both_sizes(self):
+        layer = HasteConv2d(4, 3, 3, padding=1, num_hyperplanes=8)  # 5 x 5 windows at patch 3
+        state = layer.state_dict()
+        state["hyperplanes"] = torch.zeros(16, 8)
+        with pytest.raises(ValueError) as refused:
+            layer.load_state_dict(state)
+        expected = "hyperplanes: (16, 8) does not fit windows of 25 pixels (another patch size?)"
+        assert str(refused.value) == expected
+
+    def test_the_cost_constants_are_made_again_exactly_when_the_hyperplanes_change(self):
+        layer = HasteConv2d(4, 3, 3, padding=1)
+        assert layer._hyperplanes_changed() is True  # never seen
+        assert layer._hyperplanes_changed() is False  # the same tensor, version and bits
+        layer.hyperplanes.mul_(1)  # in place: a new version, the same bits
+        assert layer._hyperplanes_changed() is True
+        assert layer._hyperplanes_changed() is False
+        layer.hyperplanes.data[0, 0] = 1 - layer.hyperplanes.data[0, 0]  # through .data: no new version
+        assert layer._hyperplanes_changed() is True
+        assert layer._hyperplanes_changed() is False
+        layer.hyperplanes = layer.hyperplanes.clone()  # another tensor
+        assert layer._hyperplanes_changed() is True
+        assert layer._hyperplanes_changed() is False
+
+    def test_the_bookkeeping_does_not_recompile_a_compiled_layer_on_every_call(self):
+        import logging
+
+        layer = HasteConv2d(4, 3, 3, padding=1, grouping="random").eval()  # the torch path (no numba)
+        graphs = []
+
+        def backend(graph, inputs):
+            graphs.append(graph)
+            return graph.forward
+
+        compiled = torch.compile(layer, backend=backend)
+        counts = []
+        logging.disable(logging.WARNING)  # dynamo's graph-break notes
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in range(4):
+                    compiled(torch.randn(1, 4, 8, 8))
+                    counts.append(len(graphs))
+        finally:
+            logging.disable(logging.NOTSET)
+            torch._dynamo.reset()
+        assert counts[1] == counts[3], f"graphs compiled after each call: {counts}"

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .result_rows import REDUCTION_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, normal_transform
+from .result_rows import PER_IMAGE_COLUMN, REDUCTION_COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, normal_transform
 
 # columns of a summary that are one value per model and setting, taken from the group's first row
 # that has one rather than grouped by: rows written before a column was added have none
@@ -20,8 +20,11 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
     The seeds of one measurement are averaged whichever code or machine computed them (each row
     records both); rows merged from an older CSV (:func:`haste.repro.result_rows.merge_rows`) join
-    the new ones.
+    the new ones. Columns beyond the result columns (a sweep's labels, such as the ablations'
+    ``variant`` or the checkpoints' ``epochs``) are kept as keys, after the counts of seeds; the
+    per-image hits are a measurement of one seed, and left out.
     """
+    labels = [c for c in results.columns if c not in RESULT_COLUMNS and c != PER_IMAGE_COLUMN]
     keys = [
         c
         for c in RESULT_COLUMNS
@@ -45,12 +48,12 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     transform = haste_rows.get("transform", pd.Series(None, index=haste_rows.index, dtype=object))
     haste_rows = haste_rows.assign(_transform=[normal_transform(t) for t in transform])
     metrics = ["accuracy", "accuracy_drop", *REDUCTION_COLUMNS]
-    grouped = haste_rows.groupby([*by, "_transform"], dropna=False)
+    grouped = haste_rows.groupby([*by, *labels, "_transform"], dropna=False)
     constants = grouped[[c for c in SUMMARY_CONSTANTS if c in keys]].first()
     spread = grouped[metrics].std(ddof=0).add_suffix("_std")
     summary = constants.join(grouped[metrics].mean()).join(spread).join(grouped.size().rename("seeds"))
     summary = summary.reset_index()
-    return summary[[*keys, *metrics, *spread.columns, "seeds"]]
+    return summary[[*keys, *metrics, *spread.columns, "seeds", *labels]]
 
 
 def drop_at_reduction(summary: pd.DataFrame, reductions: list[float], by: str = "variant") -> pd.DataFrame:

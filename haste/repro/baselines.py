@@ -163,7 +163,7 @@ def measure(
     input_shape = (3, size, size)
     run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
     fingerprint = code_fingerprint_with_baselines()
-    provenance = experiments._provenance(model_name, info) | {"code_fingerprint": fingerprint} | run
+    provenance = experiments.row_provenance(model_name, info) | {"code_fingerprint": fingerprint} | run
     key = {
         "baselines": fingerprint,
         "model": model_name,

@@ -17,7 +17,7 @@ from ..evaluate import evaluate
 from ..settings import HasteSettings
 from ..zoo.data import data_fingerprint
 from .devices import resolve_device
-from .experiments import _provenance, evaluation_batches
+from .experiments import evaluation_batches, row_provenance
 from .result_cache import run_context
 from .result_rows import DEFAULT_SETTINGS, RESULT_COLUMNS
 
@@ -48,7 +48,7 @@ def l1_pruning_control(
     dense = evaluate(model, batches, progress=progress, description=f"{model_name} dense").to_dict()
     # the data and the run context, as a sweep's rows record them
     run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
-    provenance = _provenance(model_name, info) | run
+    provenance = row_provenance(model_name, info) | run
     rows = []
     for seed in seeds:
         converted = convert(model, hyperplanes[0], settings, seed=seed)

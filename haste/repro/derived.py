@@ -55,19 +55,24 @@ def main_table(results_dir: Path, convention: str | None = "auto") -> pd.DataFra
     return tables.main_table(rows, summary, convention)
 
 
+def patch_compression_by_stage(results_dir: Path) -> pd.DataFrame:
+    """``patch_compression_by_stage.csv`` (``04_patch_compression``): per stage of the network and
+    input width, its layers' count and the range of their mean share of channels kept per patch
+    (``patch_compression.csv`` holds one histogram per layer)."""
+    frame = pd.read_csv(results_dir / "patch_compression.csv")
+    layers = frame.groupby(["layer", "in_channels"], sort=False).mean_kept.first().reset_index()
+    layers["stage"] = layers.layer.str.split(".").str[0]
+    grouped = layers.groupby(["stage", "in_channels"], sort=False).mean_kept
+    table = pd.DataFrame({"layers": grouped.size(), "low": grouped.min(), "high": grouped.max()})
+    return table.reset_index()
+
+
 def ablations_at_matched_flops(results_dir: Path, matched_reductions: list[float]) -> pd.DataFrame:
     """``ablations_at_matched_flops.csv`` (``05_ablations``): every variant's mean drop at the same
     FLOPs reductions, interpolated between its measured L (empty outside its range)."""
     results = _rows(results_dir, "ablations.csv")
     order = list(dict.fromkeys(results.variant))
-    by_variant = pd.concat(
-        [
-            analysis.summarize(group).assign(variant=label)
-            for label, group in results.groupby("variant", sort=False)
-        ],
-        ignore_index=True,
-    )
-    matched = analysis.drop_at_reduction(by_variant, matched_reductions)
+    matched = analysis.drop_at_reduction(analysis.summarize(results), matched_reductions)
     matched = matched.pivot(index="variant", columns="flops_reduction", values="accuracy_drop")
     order = [variant for variant in order if variant in matched.index]  # none: outside every range
     return matched.loc[order].add_prefix("drop_at_reduction_").reset_index()
@@ -120,15 +125,22 @@ def reconciliation(results_dir: Path, model_names: list[str], committed_sweeps: 
     return tables.reconciliation_table(analysis.summarize(rows))
 
 
+def reconciliation_gap(results_dir: Path) -> pd.DataFrame:
+    """``paper_reconciliation_gap.csv`` (``08_paper_reconciliation``): per model, the paper's
+    reduction against ours counted in full at the default patch size and against the closest reading."""
+    from ..settings import HasteSettings
+
+    return tables.reconciliation_gap(
+        pd.read_csv(results_dir / "paper_reconciliation.csv"), HasteSettings().patch_size
+    )
+
+
 def checkpoint_quality_summary(results_dir: Path) -> pd.DataFrame:
     """``checkpoint_quality_summary.csv`` (``09_checkpoint_quality``): per checkpoint and L."""
     results = _rows(results_dir, "checkpoint_quality.csv")
-    summary = analysis.summarize(results.drop(columns="epochs"))
-    epochs_of = results.drop_duplicates("weights_sha256").set_index("weights_sha256").epochs
+    summary = analysis.summarize(results)  # with the epochs, a label of each checkpoint
     baseline = results[results.num_hyperplanes.isna()].set_index("weights_sha256").accuracy
-    return summary.assign(
-        epochs=summary.weights_sha256.map(epochs_of), baseline_accuracy=summary.weights_sha256.map(baseline)
-    )
+    return summary.assign(baseline_accuracy=summary.weights_sha256.map(baseline))
 
 
 def checkpoint_quality_points(results_dir: Path, model_name: str) -> pd.DataFrame:
@@ -163,7 +175,90 @@ def checkpoint_quality_trend(results_dir: Path) -> pd.DataFrame:
     )
 
 
-# file -> (the notebook that writes it, its builder, the notebook parameters the builder takes),
+# the speed benchmark's CSVs (benchmarks/speed.py; the GPU's were measured on an H100) by label
+SPEED_CSVS = {
+    "CPU, synthetic layers": "speed/layers.csv",
+    "CPU, trained layers": "speed/trained_layers.csv",
+    "CPU, models": "speed/models.csv",
+    "H100, synthetic layers": "speed_cuda/layers.csv",
+    "H100, trained layers": "speed_cuda/trained_layers.csv",
+    "H100, models": "speed_cuda/models.csv",
+}
+SPEED_PATHS = ("dense", "eval", "compressed")
+
+
+def _speed_csvs(results_dir: Path, kinds: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The speed CSVs of ``kinds`` (file names) that ``results_dir`` holds, by label."""
+    return {
+        label: pd.read_csv(results_dir / name)
+        for label, name in SPEED_CSVS.items()
+        if Path(name).name in kinds and (results_dir / name).exists()
+    }
+
+
+def speed_by_width(results_dir: Path, batch: int = 32) -> pd.DataFrame:
+    """``speed_by_width.csv``: per model and layer width of ``speed/trained_layers.csv``, the
+    layers' summed times at ``batch`` (dense in ms, each HASTE path as a ratio) and their median
+    layer's FLOPs reduction and share of channels kept."""
+    frame = pd.read_csv(results_dir / SPEED_CSVS["CPU, trained layers"])
+    rows = frame[frame.batch == batch]
+    total = rows.groupby(["model", "channels", "path"]).median_s.sum().unstack()
+    median = rows[rows.path == "eval"].groupby(["model", "channels"])[["flops_reduction", "kept_fraction"]]
+    out = pd.DataFrame(
+        {
+            "dense_ms": 1000 * total["dense"],
+            "eval_ratio": total["eval"] / total["dense"],
+            "compressed_ratio": total["compressed"] / total["dense"],
+            "layers": rows[rows.path == "eval"].groupby(["model", "channels"]).size(),
+        }
+    ).join(median.median())
+    return out.reset_index()
+
+
+def speed_throughput(results_dir: Path) -> pd.DataFrame:
+    """``speed_throughput.csv``: the median GFLOP/s of every path over each layer CSV's cases."""
+    rows = []
+    for label, frame in _speed_csvs(results_dir, ("layers.csv", "trained_layers.csv")).items():
+        medians = frame.groupby("path").gflops_per_s.median()
+        count = int((frame.path == "dense").sum())
+        rows.append({"cases": label, "count": count, **{path: medians[path] for path in SPEED_PATHS}})
+    return pd.DataFrame(rows)
+
+
+def _describe_case(row: pd.Series) -> str:
+    size = f"{row['size']}x{row['size']}" if "size" in row else ""
+    if "layer" in row and not pd.isna(row["layer"]):
+        return f"{row['model']} {row['layer']} ({row['channels']} ch, {size}), batch {row['batch']}"
+    if "model" in row and not pd.isna(row.get("model")):
+        return f"{row['model']}, batch {row['batch']}"
+    setting = f"L = {row['num_hyperplanes']}, batch {row['batch']}"
+    return f"{row['channels']} ch, {size}, {setting}, {row['inputs']} inputs"
+
+
+def speed_closest(results_dir: Path) -> pd.DataFrame:
+    """``speed_closest.csv``: per speed CSV and HASTE path, how many cases beat dense (``faster``
+    of ``count``) and the case closest to dense."""
+    kinds = ("layers.csv", "trained_layers.csv", "models.csv")
+    rows = []
+    for label, frame in _speed_csvs(results_dir, kinds).items():
+        for path in SPEED_PATHS[1:]:
+            cases = frame[frame.path == path]
+            best = cases.loc[cases.ratio_to_dense.idxmin()]
+            rows.append(
+                {
+                    "cases": label,
+                    "path": path,
+                    "faster": int((cases.ratio_to_dense < 1).sum()),
+                    "count": len(cases),
+                    "case": _describe_case(best),
+                    "ratio_to_dense": best.ratio_to_dense,
+                    "ideal_speedup": best.ideal_speedup,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# file -> (the notebook or script that writes it, its builder, the notebook parameters the builder takes),
 # in an order in which each file's inputs come before it
 DERIVED: dict[str, tuple[str, Callable[..., pd.DataFrame], dict[str, str]]] = {
     "cifar10_sweep_summary.csv": ("01_cifar10_sweep", lambda d: sweep_summary(d, "cifar10_sweep"), {}),
@@ -182,7 +277,9 @@ DERIVED: dict[str, tuple[str, Callable[..., pd.DataFrame], dict[str, str]]] = {
         reconciliation,
         {"model_names": "model_names", "committed_sweeps": "committed_sweeps"},
     ),
+    "paper_reconciliation_gap.csv": ("08_paper_reconciliation", reconciliation_gap, {}),
     "cifar10_main_table.csv": ("02_cifar10_main_table", main_table, {"convention": "convention"}),
+    "patch_compression_by_stage.csv": ("04_patch_compression", patch_compression_by_stage, {}),
     "ablations_summary.csv": ("05_ablations", lambda d: sweep_summary(d, "ablations"), {}),
     "ablations_at_matched_flops.csv": (
         "05_ablations",
@@ -201,6 +298,9 @@ DERIVED: dict[str, tuple[str, Callable[..., pd.DataFrame], dict[str, str]]] = {
     "checkpoint_quality_trend.csv": ("09_checkpoint_quality", checkpoint_quality_trend, {}),
     "baselines_table.csv": ("10_baselines", baselines.comparison_table_of, {}),
     "baselines_timing.csv": ("10_baselines", baselines.timing_table_of, {}),
+    "speed_by_width.csv": ("benchmarks/speed.py", speed_by_width, {}),
+    "speed_throughput.csv": ("benchmarks/speed.py", speed_throughput, {}),
+    "speed_closest.csv": ("benchmarks/speed.py", speed_closest, {}),
 }
 
 
@@ -222,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     results_dir = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "results"
-    for name, (notebook, _, _) in DERIVED.items():
-        write(name, results_dir, **notebook_parameters(notebook, False, {}))
+    for name, (writer, _, taken) in DERIVED.items():
+        write(name, results_dir, **(notebook_parameters(writer, False, {}) if taken else {}))
         print(f"wrote {results_dir / name}")
     return 0
 

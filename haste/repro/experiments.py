@@ -38,7 +38,9 @@ from .result_rows import (
 )
 
 
-def _provenance(model_name: str, info, resize: int | None = 256) -> dict:
+def row_provenance(model_name: str, info, resize: int | None = 256) -> dict:
+    """The columns every result row of ``model_name`` with weights ``info`` carries: which weights,
+    which code (version, commit, fingerprint) and which input transform."""
     return {
         "model": model_name,
         "weights_source": info.source,
@@ -111,7 +113,7 @@ def sweep(
     model, info = zoo.load(model_name, weights, weights_dir=weights_dir)
     model = model.to(device)
     batches = evaluation_batches(model_name, data, limit, batch_size, download, resize)
-    provenance = _provenance(model_name, info, resize)
+    provenance = row_provenance(model_name, info, resize)
     transform = provenance["transform"]
     # the data by its images and labels, not where they are; the run as its rows record it
     run = {"data_sha256": data_fingerprint(batches), **run_context(device, batch_size)}
@@ -288,7 +290,7 @@ def patch_compression(
     batches = evaluation_batches(model_name, data, limit)
     result = evaluate(converted, batches, progress=progress, record_patches=True)
     edges = torch.linspace(0, 1, bins + 1)
-    provenance = _provenance(model_name, info)
+    provenance = row_provenance(model_name, info)
     rows = []
     for name, layer in haste_layers(converted):
         kept = torch.cat([k.flatten() for k in layer.stats.kept_fraction])

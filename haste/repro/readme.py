@@ -92,14 +92,14 @@ def paper_first(table: pd.DataFrame) -> pd.DataFrame:
     return table.iloc[table.paper_flops_reduction.isna().argsort(kind="stable")]
 
 
-def ablation_rows(matched: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+def ablation_rows(matched: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Per variant (in the order of the matched-FLOPs CSV): its drops at matched reductions, and its
-    mean drop and reduction over seeds at every L."""
+    mean drop and reduction over seeds at every L (``ablations_summary.csv``, one row each)."""
     table = matched.set_index("variant")
-    haste_rows = rows.dropna(subset=["num_hyperplanes"])
-    means = haste_rows.groupby(["variant", "num_hyperplanes"])[["accuracy_drop", "flops_reduction"]].mean()
-    for (variant, hyperplanes), point in means.iterrows():
-        table.loc[variant, f"L{int(hyperplanes)}"] = (
+    if summary.duplicated(["variant", "num_hyperplanes"]).any():
+        raise ValueError("ablations_summary.csv: more than one setting of a variant at one L")
+    for _, point in summary.iterrows():
+        table.loc[point.variant, f"L{int(point.num_hyperplanes)}"] = (
             f"{point.accuracy_drop:.2f} @ {point.flops_reduction:.1f}"
         )
     return table.reset_index()
@@ -134,16 +134,6 @@ def around_operating_points(table: pd.DataFrame, summary: pd.DataFrame) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def kept_by_stage(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per stage of the network and input width: the range of its layers' mean share of channels
-    kept per patch (``patch_compression.csv`` holds one histogram per layer)."""
-    layers = frame.groupby(["layer", "in_channels"], sort=False).mean_kept.first().reset_index()
-    layers["stage"] = layers.layer.str.split(".").str[0]
-    grouped = layers.groupby(["stage", "in_channels"], sort=False).mean_kept
-    table = pd.DataFrame({"layers": grouped.size(), "low": grouped.min(), "high": grouped.max()})
-    return table.reset_index()
-
-
 def with_dense_accuracy(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """The summary's rows, each with its model's dense accuracy from the sweep's dense row."""
     dense = rows[rows.num_hyperplanes.isna()].set_index("model").accuracy.rename("dense_accuracy")
@@ -172,76 +162,6 @@ def speed_by_case(frame: pd.DataFrame) -> pd.DataFrame:
     )
     order = frame.drop_duplicates(["model", "batch"]).set_index(["model", "batch"]).index
     return out.loc[order].reset_index()
-
-
-def speed_by_width(frame: pd.DataFrame, batch: int = 32) -> pd.DataFrame:
-    """Per model and layer width: the layers' summed times at ``batch`` and their median layer."""
-    rows = frame[frame.batch == batch]
-    total = rows.groupby(["model", "channels", "path"]).median_s.sum().unstack()
-    median = rows[rows.path == "eval"].groupby(["model", "channels"])[["flops_reduction", "kept_fraction"]]
-    out = pd.DataFrame(
-        {
-            "dense_ms": 1000 * total["dense"],
-            "eval_ratio": total["eval"] / total["dense"],
-            "compressed_ratio": total["compressed"] / total["dense"],
-            "layers": rows[rows.path == "eval"].groupby(["model", "channels"]).size(),
-        }
-    ).join(median.median())
-    return out.reset_index()
-
-
-def throughput(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Median GFLOP/s of every path over each CSV's cases (layers.csv, trained_layers.csv; CPU, GPU)."""
-    labels = [
-        "CPU, synthetic layers",
-        "CPU, trained layers",
-        "H100, synthetic layers",
-        "H100, trained layers",
-    ]
-    rows = []
-    for label, frame in zip(labels, frames):
-        medians = frame.groupby("path").gflops_per_s.median()
-        cases = int((frame.path == "dense").sum())
-        rows.append({"cases": f"{label} ({cases})", **{path: medians[path] for path in PATHS}})
-    return pd.DataFrame(rows)
-
-
-def closest_to_dense(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Per CSV and HASTE path: how many cases beat dense, and the case closest to dense."""
-    labels = [
-        "CPU, synthetic layers",
-        "CPU, trained layers",
-        "CPU, models",
-        "H100, synthetic layers",
-        "H100, trained layers",
-        "H100, models",
-    ]
-    rows = []
-    for label, frame in zip(labels, frames):
-        for path in PATHS[1:]:
-            cases = frame[frame.path == path]
-            best = cases.loc[cases.ratio_to_dense.idxmin()]
-            rows.append(
-                {
-                    "cases": label,
-                    "path": path,
-                    "faster": f"{int((cases.ratio_to_dense < 1).sum())} of {len(cases)}",
-                    "case": describe_case(best),
-                    "ratio_to_dense": best.ratio_to_dense,
-                    "ideal_speedup": best.ideal_speedup,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def describe_case(row: Row) -> str:
-    size = f"{row['size']}x{row['size']}" if "size" in row else ""
-    if "layer" in row and not missing(row["layer"]):
-        return f"{row['model']} {row['layer']} ({row['channels']} ch, {size}), batch {row['batch']}"
-    if "model" in row and not missing(row.get("model")):
-        return f"{row['model']}, batch {row['batch']}"
-    setting = f"L = {row['num_hyperplanes']}, batch {row['batch']}"
-    return f"{row['channels']} ch, {size}, {setting}, {row['inputs']} inputs"
 
 
 PATHS = ("dense", "eval", "compressed")
@@ -300,35 +220,6 @@ def reconciliation_by_patch(table: pd.DataFrame) -> pd.DataFrame:
 CONVENTION_NAMES = {convention.name: convention.short for convention in CONVENTIONS}
 
 
-def reconciliation_gap(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model of ``paper_reconciliation.csv``: the fully counted operating point at the default
-    patch size, and the reading (patch size and convention) whose operating point comes closest to
-    the paper's, each with its distance from the paper's reduction."""
-    from haste.settings import HasteSettings
-
-    table = table[table.bracketed]
-    rows = []
-    for model, group in table.groupby("model", sort=False):
-        paper = group.paper_flops_reduction.iloc[0]
-        full = group[
-            (group.convention == "flops_reduction") & (group.patch_size == HasteSettings().patch_size)
-        ]
-        closest = group.loc[(group.flops_reduction - paper).abs().idxmin()]
-        rows.append(
-            {
-                "model": model,
-                "paper": paper,
-                "full": full.flops_reduction.iloc[0],
-                "full_gap": full.flops_reduction.iloc[0] - paper,
-                "reading": f"P = {int(closest.patch_size)}, {CONVENTION_NAMES[closest.convention]}",
-                "closest": closest.flops_reduction,
-                "closest_gap": closest.flops_reduction - paper,
-                "num_hyperplanes": int(closest.num_hyperplanes),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def signed(field: str) -> Cell:
     """``row[field]`` with a sign and 2 decimals."""
     return lambda row: f"{row[field]:+.2f}"
@@ -346,17 +237,22 @@ TABLES: dict[str, Table] = {
         ("results/paper_reconciliation.csv",), RECONCILIATION_COLUMNS, reconciliation_by_patch
     ),
     "paper_gap": Table(
-        ("results/paper_reconciliation.csv",),
+        ("results/paper_reconciliation_gap.csv",),
         (
             Column("model", text("model", "`{}`")),
             Column("paper (%)", fixed("paper")),
             Column("ours, P = 3 counted in full (%)", fixed("full")),
             Column("its gap (pp)", signed("full_gap")),
-            Column("closest reading", text("reading")),
-            Column("ours, closest reading (%)", lambda row: f"{row.closest:.2f} (L={row.num_hyperplanes})"),
+            Column(
+                "closest reading",
+                lambda row: f"P = {row.closest_patch_size}, {CONVENTION_NAMES[row.closest_convention]}",
+            ),
+            Column(
+                "ours, closest reading (%)",
+                lambda row: f"{row.closest:.2f} (L={row.closest_num_hyperplanes})",
+            ),
             Column("its gap (pp)", signed("closest_gap")),
         ),
-        reconciliation_gap,
     ),
     "checkpoint_quality": Table(
         ("results/checkpoint_quality_points.csv",),
@@ -421,7 +317,7 @@ TABLES: dict[str, Table] = {
         lambda table: table.sort_values(["model", "patch_size"], ascending=[True, False]),
     ),
     "ablations": Table(
-        ("results/ablations_at_matched_flops.csv", "results/ablations.csv"),
+        ("results/ablations_at_matched_flops.csv", "results/ablations_summary.csv"),
         (
             Column("variant", text("variant")),
             Column("drop at 25% (pp)", fixed("drop_at_reduction_25.0")),
@@ -465,14 +361,13 @@ TABLES: dict[str, Table] = {
         around_operating_points,
     ),
     "patch_compression": Table(
-        ("results/patch_compression.csv",),
+        ("results/patch_compression_by_stage.csv",),
         (
             Column("stage", text("stage", "`{}`")),
             Column("input channels", text("in_channels")),
             Column("layers", text("layers")),
             Column("mean share of channels kept per patch", percent_range("low", "high")),
         ),
-        kept_by_stage,
     ),
     "checkpoints": Table(
         ("weights/manifest.csv",),
@@ -570,7 +465,7 @@ TABLES: dict[str, Table] = {
     "speed_cpu_models": Table(("results/speed/models.csv",), SPEED_CPU_COLUMNS, speed_by_case),
     "speed_cuda_models": Table(("results/speed_cuda/models.csv",), SPEED_CUDA_COLUMNS, speed_by_case),
     "speed_cpu_widths": Table(
-        ("results/speed/trained_layers.csv",),
+        ("results/speed_by_width.csv",),
         (
             Column("model", text("model", "`{}`")),
             Column("channels", text("channels")),
@@ -581,41 +476,26 @@ TABLES: dict[str, Table] = {
             Column("FLOP reduction (%)", fixed("flops_reduction", 1)),
             Column("channels kept", fixed("kept_fraction", 2)),
         ),
-        speed_by_width,
     ),
     "speed_throughput": Table(
+        ("results/speed_throughput.csv",),
         (
-            "results/speed/layers.csv",
-            "results/speed/trained_layers.csv",
-            "results/speed_cuda/layers.csv",
-            "results/speed_cuda/trained_layers.csv",
-        ),
-        (
-            Column("cases", text("cases")),
+            Column("cases", lambda row: f"{row.cases} ({row['count']})"),
             Column("dense GFLOP/s", fixed("dense", 0)),
             Column("eval path", fixed("eval", 0)),
             Column("compressed path", fixed("compressed", 0)),
         ),
-        throughput,
     ),
     "speed_closest": Table(
-        (
-            "results/speed/layers.csv",
-            "results/speed/trained_layers.csv",
-            "results/speed/models.csv",
-            "results/speed_cuda/layers.csv",
-            "results/speed_cuda/trained_layers.csv",
-            "results/speed_cuda/models.csv",
-        ),
+        ("results/speed_closest.csv",),
         (
             Column("cases", text("cases")),
             Column("path", text("path")),
-            Column("faster than dense", text("faster")),
+            Column("faster than dense", lambda row: f"{row.faster} of {row['count']}"),
             Column("closest case", text("case")),
             Column("HASTE / dense", times("ratio_to_dense")),
             Column("ideal speed-up", times("ideal_speedup")),
         ),
-        closest_to_dense,
     ),
 }
 

@@ -160,6 +160,35 @@ def closest_convention(reconciliation: pd.DataFrame, patch_size: int, available)
     return str(gap.idxmin())
 
 
+def reconciliation_gap(reconciliation: pd.DataFrame, patch_size: int) -> pd.DataFrame:
+    """Per model of a reconciliation table: its operating point counted in full (all overhead, the
+    whole model) at ``patch_size``, and the reading (patch size and convention) whose operating
+    point comes closest to the paper's reduction, each with its gap to the paper (ours - paper).
+    Bracketed operating points only; a model without one counted in full at ``patch_size`` is left out."""
+    rows = []
+    bracketed = reconciliation[reconciliation.bracketed.astype(bool)]
+    for model, group in bracketed.groupby("model", sort=False):
+        paper = group.paper_flops_reduction.iloc[0]
+        full = group[(group.convention == "flops_reduction") & (group.patch_size == patch_size)]
+        if full.empty or pd.isna(paper):
+            continue
+        closest = group.loc[(group.flops_reduction - paper).abs().idxmin()]
+        rows.append(
+            {
+                "model": model,
+                "paper": paper,
+                "full": full.flops_reduction.iloc[0],
+                "full_gap": full.flops_reduction.iloc[0] - paper,
+                "closest_patch_size": int(closest.patch_size),
+                "closest_convention": closest.convention,
+                "closest": closest.flops_reduction,
+                "closest_gap": closest.flops_reduction - paper,
+                "closest_num_hyperplanes": int(closest.num_hyperplanes),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def quality_trend(points: pd.DataFrame, columns, at: float) -> pd.DataFrame:
     """Per reduction column of ``points`` (operating points of checkpoints of one architecture): the
     least-squares line of the reduction against the checkpoint's dense accuracy, its correlation,
