@@ -745,3 +745,345 @@ class TestModule:
             logging.disable(logging.NOTSET)
             torch._dynamo.reset()
         assert counts[1] == counts[3], f"graphs compiled after each call: {counts}"
+
+
+class TestTables:
+    """haste/repro/tables.py: edge cases of the table builders, by hand."""
+
+    def test_a_drop_equal_to_the_paper_s_is_within_it(self):
+        from haste.conventions import CONVENTIONS
+        from haste.repro import tables
+
+        summary = pd.DataFrame(
+            {
+                "model": "cifar10/resnet34",  # the paper's drop: 1.25 pp
+                "weights_sha256": "ab" * 32,
+                "patch_size": 3,
+                "num_hyperplanes": [8, 10, 12],
+                "accuracy": [87.0, 88.75, 89.5],
+                "accuracy_drop": [3.0, 1.25, 0.5],
+                "accuracy_std": 0.1,
+                "seeds": 3,
+                "images": 10000,
+            }
+        )
+        for convention in CONVENTIONS:
+            summary[convention.name] = [40.0, 30.0, 20.0]
+            summary[f"{convention.name}_std"] = 0.1
+        table = tables.reconciliation_table(summary)
+        assert table.num_hyperplanes.tolist() == [10] * len(CONVENTIONS)
+        assert table.flops_reduction.tolist() == [30.0] * len(CONVENTIONS)
+
+    def test_a_convention_read_back_as_nan_is_none(self):
+        from haste.repro import tables
+
+        results = pd.DataFrame(
+            {
+                "model": ["cifar10/resnet34"],
+                "num_hyperplanes": [None],
+                "accuracy": [88.8],
+                "weights_sha256": ["ab" * 32],
+                "images": [10000],
+            }
+        )
+        summary = pd.DataFrame(
+            {
+                "model": "cifar10/resnet34",
+                "weights_sha256": "ab" * 32,
+                "patch_size": 3,
+                "num_hyperplanes": [8, 10],
+                "accuracy": [87.0, 88.0],
+                "accuracy_std": 0.1,
+                "accuracy_drop": [1.8, 0.8],
+                "flops_reduction": [40.0, 30.0],
+                "flops_reduction_std": 0.1,
+                "flops_reduction_no_overhead": [50.0, 40.0],
+                "seeds": 3,
+                "images": 10000,
+            }
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # L = 10 is the grid's edge
+            unnamed = tables.main_table(results, summary, None)
+            read_back = tables.main_table(results, summary, float("nan"))
+        pd.testing.assert_frame_equal(read_back, unnamed)
+
+    def test_the_patch_size_table_is_numbered_from_0(self):
+        from haste.repro import tables
+
+        frame = lambda patch: pd.DataFrame(
+            {
+                "model": ["cifar10/resnet34", "cifar10/resnet34"],
+                "weights_sha256": "ab" * 32,
+                "patch_size": patch,
+                "num_hyperplanes": [8, 10],
+                "accuracy": [87.0, 88.0],
+                "accuracy_std": 0.1,
+                "accuracy_drop": [1.8, 0.8],
+                "flops_reduction": [40.0, 30.0],
+                "flops_reduction_std": 0.1,
+                "flops_reduction_no_overhead": [50.0, 40.0],
+                "seeds": 3,
+                "images": 10000,
+            }
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            table = tables.patch_size_table([frame(3), frame(2)])
+        assert list(table.index) == [0, 1] and table.patch_size.tolist() == [2, 3]
+
+    def test_a_haste_row_without_its_overhead_counts_none(self):
+        from haste.repro import tables
+
+        rows = pd.DataFrame(
+            {
+                "model": ["m"],
+                "num_hyperplanes": [8],
+                "flops_dense": [1000.0],
+                "flops_haste": [600.0],
+                "flops_overhead": [None],  # not recorded: counted as 0
+            }
+        )
+        derived = tables.with_convlinear_baseline(rows, {"m": 900.0})
+        # 100 FLOPs outside convs and linear layers: dense 900, HASTE 500 with or without overhead
+        expected = 100 * (1 - 500 / 900)
+        assert derived.flops_reduction_convlinear_no_overhead.iloc[0] == pytest.approx(expected, rel=1e-12)
+        assert derived.flops_reduction_convlinear.iloc[0] == pytest.approx(expected, rel=1e-12)
+
+    def test_a_trend_of_two_checkpoints_and_of_equal_accuracies_by_hand(self):
+        from haste.repro import tables
+
+        # two points 0.5 pp apart (a spread of 0.125 < 1): slope (10 - 20) / 0.5 = -20
+        points = pd.DataFrame({"baseline_accuracy": [70.0, 70.5], "flops_reduction": [20.0, 10.0]})
+        trend = tables.quality_trend(points, ["flops_reduction"], at=71.0).iloc[0]
+        assert trend.slope == pytest.approx(-20.0)
+        assert trend.flops_reduction_at_baseline == pytest.approx(0.0)
+        same = pd.DataFrame({"baseline_accuracy": [70.0, 70.0], "flops_reduction": [20.0, 10.0]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # no 0 / 0
+            flat = tables.quality_trend(same, ["flops_reduction"], at=70.0).iloc[0]
+        assert pd.isna(flat.slope)
+
+
+class TestDerived:
+    """haste/repro/derived.py: its command line, quick runs' empty inputs, and the conv + linear
+    baseline derived from the architecture against the one the report measured."""
+
+    def test_the_command_reads_its_folder_from_the_command_line(self, tmp_path, monkeypatch, capsys):
+        import shutil
+        from pathlib import Path
+
+        from haste.repro import derived
+
+        results = Path(__file__).resolve().parents[1] / "results"
+        shutil.copytree(
+            results, tmp_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("figures", "quick")
+        )
+        monkeypatch.setattr("sys.argv", ["python -m haste.repro.derived", str(tmp_path)])
+        assert derived.main() == 0
+        assert capsys.readouterr().out.splitlines()[0] == f"wrote {tmp_path / next(iter(derived.DERIVED))}"
+        with pytest.raises(SystemExit):
+            derived.main([str(tmp_path), str(tmp_path)])
+
+    def test_a_sweep_summary_of_two_patch_sizes_is_refused(self, tmp_path):
+        from haste.repro import derived
+
+        pd.DataFrame({"model": ["m"], "weights_sha256": ["ab"], "num_hyperplanes": [None]}).to_csv(
+            tmp_path / "cifar10_sweep.csv", index=False
+        )
+        pd.DataFrame({"model": ["m", "m"], "patch_size": [2, 3]}).to_csv(
+            tmp_path / "cifar10_sweep_summary.csv", index=False
+        )
+        with pytest.raises(ValueError, match="one patch size expected"):
+            derived.main_table(tmp_path)
+
+    def test_the_trend_of_a_quick_run_without_points_and_of_unbracketed_points(self, tmp_path):
+        from haste.repro import derived
+
+        (tmp_path / "checkpoint_quality_points.csv").write_text("")  # no checkpoint had a point
+        empty = derived.checkpoint_quality_trend(tmp_path)
+        assert empty.checkpoints.tolist() == [0, 0]
+        pd.DataFrame(
+            {
+                "baseline_accuracy": [60.0, 70.0, 80.0],
+                "flops_reduction": [30.0, 20.0, 99.0],
+                "flops_reduction_no_overhead": [40.0, 30.0, 99.0],
+                "bracketed": [True, True, None],  # not known to be bracketed: left out
+            }
+        ).to_csv(tmp_path / "checkpoint_quality_points.csv", index=False)
+        trend = derived.checkpoint_quality_trend(tmp_path)
+        assert trend.checkpoints.tolist() == [2, 2] and trend.slope.tolist() == pytest.approx([-1.0, -1.0])
+
+    def test_the_conv_linear_baseline_from_the_architecture_is_the_one_measured(self, tmp_path):
+        from pathlib import Path
+
+        from haste.repro import derived
+
+        results = Path(__file__).resolve().parents[1] / "results"
+        sweeps = {"3": "cifar10_sweep.csv", "2": "cifar10_patch2_sweep.csv"}
+        for name in [*sweeps.values(), "paper_reconciliation_sweep.csv"]:
+            rows = pd.read_csv(results / name, dtype={"weights_sha256": str})
+            # as rows written before the report measured conv + linear: derived from the architecture
+            blank = [
+                "flops_dense_convlinear",
+                "flops_reduction_convlinear",
+                "flops_reduction_convlinear_no_overhead",
+            ]
+            rows[blank] = float("nan")
+            rows.to_csv(tmp_path / name, index=False)
+        models = ["cifar10/resnet34", "cifar10/vgg19_bn"]
+        rebuilt = derived.reconciliation(tmp_path, models, sweeps)
+        committed = pd.read_csv(results / "paper_reconciliation.csv")
+        for convention in ("flops_reduction_convlinear", "flops_reduction_convlinear_no_overhead"):
+            ours = rebuilt[rebuilt.convention == convention].flops_reduction.tolist()
+            measured = committed[committed.convention == convention].flops_reduction.tolist()
+            assert ours == pytest.approx(measured, rel=1e-5), convention
+
+
+def _rel_error(out, expected):
+    return float((out.double() - expected.double()).abs().max() / expected.double().abs().max())
+
+
+class TestFunctional:
+    """haste/functional.py: the overflow scale by its documented rule, huge inputs with a bias and
+    of either sign, chunked batches, empty batches and the grouping's fallback."""
+
+    @staticmethod
+    def hand_scale(peak, channels, pixels, plane_max, dtype_max):
+        # below float max / (2 C_in pixels max|h|) nothing can overflow: no scale; above it, the
+        # power of two 2^-ceil(log2(peak / limit) + 1)
+        import math
+
+        limit = dtype_max / (2.0 * channels * pixels * max(1.0, plane_max))
+        return None if peak < limit else 2.0 ** -math.ceil(math.log2(peak / limit) + 1)
+
+    @pytest.mark.parametrize("ratio", [0.5, 1.0, 2.5, 7.0, 100.0])
+    @pytest.mark.parametrize("sign", [1.0, -1.0])
+    def test_the_overflow_scale_by_its_rule(self, ratio, sign):
+        from haste.functional import overflow_scale
+
+        # 3 images of 5 channels, 6 x 7 pixels; hyperplanes of 9 pixels and L = 4, largest |entry| 2.5
+        hyperplanes = torch.zeros(9, 4, dtype=torch.float64)
+        hyperplanes[3, 1] = -2.5
+        limit = torch.finfo(torch.float64).max / (2.0 * 5 * 9 * 2.5)
+        x = torch.zeros(3, 5, 6, 7, dtype=torch.float64)
+        x[1, 2, 3, 4] = sign * ratio * limit
+        expected = self.hand_scale(ratio * limit, 5, 9, 2.5, torch.finfo(torch.float64).max)
+        assert overflow_scale(x, hyperplanes) == expected
+        x[0, 0, 0, 0] = float("inf")  # the largest finite value decides
+        assert overflow_scale(x, hyperplanes) == expected
+
+    def test_the_overflow_scale_of_one_pixel_windows_and_small_planes(self):
+        from haste.functional import overflow_scale
+
+        hyperplanes = torch.full((1, 3), 0.5)  # |h| <= 1 counts as 1; one pixel
+        limit = torch.finfo(torch.float32).max / (2.0 * 4 * 1 * 1.0)
+        x = torch.zeros(2, 4, 3, 3)
+        x[0, 0, 0, 0] = 3.0 * limit  # a float32 value near 3 limits
+        peak = float(x.amax())
+        assert overflow_scale(x, hyperplanes) == self.hand_scale(
+            peak, 4, 1, 0.5, torch.finfo(torch.float32).max
+        )
+
+    @pytest.mark.parametrize("execution,inference", [("gemm", True), ("gemm", False), ("compressed", True)])
+    def test_huge_negative_inputs_with_a_bias_match_the_reference(self, execution, inference):
+        from reference import reference_haste_conv
+
+        torch.manual_seed(0)
+        conv = nn.Conv2d(8, 4, 3, padding=1)
+        layer = HasteConv2d.from_conv(conv, 3, seed=1)
+        layer.weight.data.mul_(1e-3)
+        layer.execution = execution
+        x = -torch.rand(2, 8, 7, 7)  # every value negative: the peak is the smallest
+        x[:, 4:] = x[:, :4]
+        huge = x.clone()
+        huge[0] *= 2.0**125  # the whole batch is scaled: the ordinary image too, and back exactly
+        with torch.no_grad():
+            conv.bias.fill_(0.5)  # dropped or scaled twice, it shows in the ordinary image
+        with torch.set_grad_enabled(not inference):
+            out = layer(huge)
+        expected, _ = reference_haste_conv(
+            huge.double(),
+            conv.weight.double(),
+            conv.bias.double(),
+            (1, 1),
+            (1, 1),
+            layer.hyperplanes.double(),
+            3,
+        )
+        assert torch.isfinite(out).all()
+        assert _rel_error(out[0], expected[0]) < 1e-5 and _rel_error(out[1], expected[1]) < 1e-5
+
+    @pytest.mark.parametrize("grad", [True, False])
+    @pytest.mark.parametrize("images", [2, 3])
+    def test_a_batch_cut_into_chunks_of_one_image_is_the_whole_batch(self, monkeypatch, grad, images):
+        from reference import reference_haste_conv
+
+        import haste.functional as functional
+
+        torch.manual_seed(1)
+        conv = nn.Conv2d(6, 4, 3, padding=1).double()
+        layer = HasteConv2d.from_conv(conv, 2, seed=2).double()
+        x = torch.randn(images, 6, 7, 7, dtype=torch.float64)
+        x[:, 3:] = x[:, :3] + 0.05 * torch.randn_like(x[:, 3:])
+        expected, buckets = reference_haste_conv(
+            x, conv.weight, conv.bias, (1, 1), (1, 1), layer.hyperplanes, layer.patch_size
+        )
+        monkeypatch.setattr(functional, "CHUNK_BYTES", 1)  # smaller than one image: a chunk each
+        with torch.set_grad_enabled(grad):
+            out, counts = functional.haste_conv2d(
+                x, conv.weight, conv.bias, 1, 1, layer.hyperplanes, layer.patch_size
+            )
+        assert out.shape == expected.shape and _rel_error(out, expected) < 1e-10
+        assert counts.flatten().tolist() == buckets
+
+    def test_an_empty_batch_has_a_bucket_count_per_tile(self):
+        from haste.functional import haste_conv2d
+
+        # 9 x 20 input, 3 x 3 kernel, stride (1, 2), padding 1, patch 3: windows 5 x 7
+        weight, hyperplanes = torch.randn(4, 6, 3, 3), torch.randn(5 * 7, 2)
+        out, counts = haste_conv2d(torch.zeros(0, 6, 9, 20), weight, None, (1, 2), 1, hyperplanes, 3)
+        # outputs 9 x 10: tiles ceil(9 / 3) = 3 down, ceil(10 / 3) = 4 across
+        assert out.shape == (0, 4, 9, 10) and counts.shape == (0, 12)
+
+    def test_a_scheme_of_its_own_on_the_gradient_path_gives_no_notice(self):
+        from haste.functional import haste_conv2d
+        from haste.grouping import LSH, Grouping
+
+        class Mine(Grouping):
+            name = "mine"
+
+            def group(self, windows, hyperplanes, centre, seed):
+                return LSH().group(windows, hyperplanes, centre, seed)
+
+        weight = torch.randn(4, 6, 3, 3, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the notice is for inference the kernels could have run
+            haste_conv2d(torch.randn(1, 6, 7, 7), weight, None, 1, 1, torch.randn(25, 2), 3, grouping=Mine())
+
+    @pytest.mark.parametrize("padding", [(1, 0), (0, 1), (1, 1)])
+    def test_a_stride_that_leaves_input_rows_and_columns_unread(self, padding):
+        from reference import reference_haste_conv
+
+        # 9 x 9 input, 3 x 3 kernel, stride 3, padding 1: (9 + 2 - 3) // 3 + 1 = 3 outputs a side,
+        # whose windows end at padded row 8: the input's last row and column are read by no tile
+        torch.manual_seed(3)
+        conv = nn.Conv2d(4, 3, 3, stride=3, padding=padding).double()
+        layer = HasteConv2d.from_conv(conv, 2, seed=4).double()
+        x = torch.randn(2, 4, 9, 9, dtype=torch.float64)
+        x[:, 2:] = x[:, :2] + 0.05 * torch.randn_like(x[:, 2:])
+        expected, _ = reference_haste_conv(x, conv.weight, conv.bias, (3, 3), padding, layer.hyperplanes, 3)
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                assert _rel_error(layer(x), expected) < 1e-10, grad
+
+    def test_the_functional_s_seed_is_0_by_default(self):
+        from haste.functional import haste_conv2d
+
+        torch.manual_seed(5)
+        x, weight, planes = torch.randn(1, 6, 7, 7), torch.randn(4, 6, 3, 3), torch.randn(25, 2)
+        with torch.no_grad():
+            unnamed = haste_conv2d(x, weight, None, 1, 1, planes, 3, grouping="random")
+            zero = haste_conv2d(x, weight, None, 1, 1, planes, 3, grouping="random", seed=0)
+            one = haste_conv2d(x, weight, None, 1, 1, planes, 3, grouping="random", seed=1)
+        assert torch.equal(unnamed[0], zero[0]) and not torch.equal(unnamed[0], one[0])

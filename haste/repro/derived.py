@@ -46,7 +46,10 @@ def main_table(results_dir: Path, convention: str | None = "auto") -> pd.DataFra
     if convention == "auto":
         # the conventions the summary has numbers for (rows written before a column have none)
         available = [c for c in tables.CONVENTIONS if c in summary.columns and summary[c].notna().any()]
-        patch_size = int(summary.patch_size.iloc[0])
+        sizes = summary.patch_size.unique()
+        if len(sizes) != 1:  # the reading closest to the paper is chosen at the sweep's patch size
+            raise ValueError(f"cifar10_sweep_summary.csv: one patch size expected, not {sorted(sizes)}")
+        patch_size = int(sizes[0])
         convention = (
             tables.closest_convention(pd.read_csv(reconciliation), patch_size, available)
             if reconciliation.exists()
@@ -318,10 +321,19 @@ def write(name: str, results_dir: str | os.PathLike, /, **parameters) -> pd.Data
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from .prepare import notebook_parameters
 
-    argv = sys.argv[1:] if argv is None else argv
-    results_dir = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "results"
+    parser = argparse.ArgumentParser(prog="python -m haste.repro.derived", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "results_dir",
+        nargs="?",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "results",
+        help="the folder of measurement rows (default: the checkout's results/)",
+    )
+    results_dir = parser.parse_args(argv).results_dir
     for name, (writer, _, taken) in DERIVED.items():
         write(name, results_dir, **(notebook_parameters(writer, False, {}) if taken else {}))
         print(f"wrote {results_dir / name}")
